@@ -1,0 +1,87 @@
+"""What every agent shares: the result of training, and evaluation.
+
+Every agent module follows the same shape (purejaxrl style)::
+
+    config = PPOConfig(total_timesteps=100_000)          # validated, frozen
+    train = make_train(config, env, env_params)         # pure function
+    result = jax.jit(train)(key)                        # -> TrainResult
+    results = jax.jit(jax.vmap(train))(keys)            # many seeds at once
+    hps = config.hyperparams().replace(learning_rate=jnp.array([...]))
+    results = jax.jit(jax.vmap(train, in_axes=(None, 0)))(key, hps)
+    policy = make_policy(config, env, env_params)       # policy(params, obs, key, greedy)
+
+``train(key, hyperparams=None, env_params=None)``: ``hyperparams`` is a pytree of
+the numeric hyperparameters (traced, so they can be vmapped); ``env_params``
+replaces the environment parameters given to ``make_train`` (so a population of
+learned environments trains in one call).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+# policy(params, obs, key, greedy) -> action
+Policy = Callable[[Any, jax.Array, jax.Array, bool], jax.Array]
+
+
+@struct.dataclass
+class TrainResult:
+    params: Any  # what the policy function needs (actor params, normaliser stats...)
+    metrics: dict  # per-update curves, each with a leading axis of length num_updates
+
+
+def evaluate(
+    policy: Policy,
+    params: Any,
+    env: Any,
+    env_params: Any,
+    key: jax.Array,
+    num_episodes: int = 16,
+    greedy: bool = True,
+    max_steps: int | None = None,
+) -> jax.Array:
+    """Undiscounted returns of ``num_episodes`` episodes, run in parallel.
+
+    Pure and jittable (``num_episodes``, ``greedy`` and ``max_steps`` are
+    static); vmap it over params, keys or env_params. Each episode stops at its
+    first termination or truncation; ``max_steps`` defaults to the
+    environment's ``max_steps_in_episode``.
+    """
+    if max_steps is None:
+        max_steps = int(env_params.max_steps_in_episode)
+
+    def one_episode(key):
+        reset_key, loop_key = jax.random.split(key)
+        obs, state = env.reset(reset_key, env_params)
+
+        def step(carry, key):
+            obs, state, ret, alive = carry
+            act_key, step_key = jax.random.split(key)
+            action = policy(params, obs, act_key, greedy)
+            obs, state, reward, terminated, truncated, _ = env.step(
+                step_key, state, action, env_params
+            )
+            ret = ret + alive * reward
+            alive = alive * (1.0 - jnp.logical_or(terminated, truncated))
+            return (obs, state, ret, alive), None
+
+        carry = (obs, state, jnp.zeros(()), jnp.ones(()))
+        (_, _, ret, _), _ = jax.lax.scan(step, carry, jax.random.split(loop_key, max_steps))
+        return ret
+
+    return jax.vmap(one_episode)(jax.random.split(key, num_episodes))
+
+
+def make_evaluate(policy: Policy, env: Any, num_episodes: int = 16, greedy: bool = True,
+                  max_steps: int | None = None):
+    """``evaluate`` with the static arguments bound: ``fn(params, env_params, key)``."""
+    return partial(_bound_evaluate, policy, env, num_episodes, greedy, max_steps)
+
+
+def _bound_evaluate(policy, env, num_episodes, greedy, max_steps, params, env_params, key):
+    return evaluate(policy, params, env, env_params, key, num_episodes, greedy, max_steps)
