@@ -152,11 +152,12 @@ def describe_preset(preset: str | None = None) -> str:
     import jax
 
     name = preset_name(preset)
-    source = (
-        f"from ${PRESET_ENV_VAR}"
-        if os.environ.get(PRESET_ENV_VAR)
-        else ("a GPU was found" if name == "full" else "no GPU was found")
-    )
+    if preset:
+        source = "chosen by the caller"
+    elif os.environ.get(PRESET_ENV_VAR):
+        source = f"from ${PRESET_ENV_VAR}"
+    else:
+        source = "a GPU was found" if name == "full" else "no GPU was found"
     device = jax.devices()[0]
     return (
         f"learnenv preset: {name!r} ({source}); JAX {jax.__version__} on "

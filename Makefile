@@ -1,0 +1,59 @@
+# Learning Environments: set-up, book, tests.
+#
+#   make book    create .venv if missing, install learnenv[dev], build the book
+#                (every chapter executed in the quick preset; warnings fail it)
+#   make test    same set-up, then run the tests (they execute every chapter)
+#   make sync    regenerate each chapter's .ipynb twin and Colab set-up cell
+#   make clean   remove build outputs (keeps .venv)
+#
+# VENV=/path/to/venv uses another virtual environment (the CI does this).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+# Resolved now, before PATH is changed below.
+DEFAULT_PYTHON := $(shell command -v python3.11 2>/dev/null || command -v python3)
+PYTHON ?= $(DEFAULT_PYTHON)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.learnenv-installed
+LEARNENV_PRESET ?= quick
+PYTEST_ARGS ?=
+
+# Kernels started by the book build and the tests must be this venv's Python.
+export PATH := $(abspath $(BIN)):$(PATH)
+export LEARNENV_PRESET
+export PYTHONUNBUFFERED := 1
+
+.PHONY: venv book test sync sync-check clean distclean
+
+venv: $(STAMP)
+
+# Reuses an existing venv; reinstalls only when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	@if [ ! -x "$(BIN)/python" ]; then \
+	  echo "Creating $(VENV) with $(PYTHON)"; \
+	  "$(PYTHON)" -m venv "$(VENV)"; \
+	fi
+	"$(BIN)/python" -m pip install -e ".[dev]"
+	touch "$(STAMP)"
+
+book: venv
+	"$(BIN)/jupyter-book" build . --all -W -n --keep-going
+	@echo "Built: $(abspath _build/html/index.html)"
+
+test: venv
+	"$(BIN)/python" -m pytest $(PYTEST_ARGS)
+
+sync: venv
+	"$(BIN)/python" scripts/sync_notebooks.py
+
+sync-check: venv
+	"$(BIN)/python" scripts/sync_notebooks.py --check
+
+clean:
+	rm -rf _build .pytest_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -print0 | xargs -0 rm -rf
+
+distclean: clean
+	rm -rf "$(VENV)"
