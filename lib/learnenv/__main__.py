@@ -1,0 +1,161 @@
+"""Command line: run the book's experiments outside the notebooks.
+
+    python -m learnenv list
+    python -m learnenv run ppo-cartpole --preset quick --out runs/ppo [--seed 1]
+    python -m learnenv run ppo-cartpole --set num_seeds=4 --set total_timesteps=50000
+    python -m learnenv info runs/ppo/agents          # what a checkpoint holds
+
+``run`` writes ``OUT/results.json`` (results, config, provenance, wall-clock
+time, command line) and the experiment's figures (PNG) into ``OUT``; run again
+with the same arguments, an experiment that checkpoints resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Sequence
+
+from learnenv.config import PRESET_ENV_VAR, PRESETS
+
+
+class CLIError(Exception):
+    """A usage error: printed without a traceback, exit status 2."""
+
+
+def _parse_override(text: str) -> tuple[str, Any]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise CLIError(f"--set expects NAME=VALUE, got {text!r}.")
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value  # a bare string
+    if isinstance(parsed, list):
+        parsed = tuple(parsed)
+    return name.strip(), parsed
+
+
+def _parser() -> argparse.ArgumentParser:
+    script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    parser = argparse.ArgumentParser(
+        prog="learnenv" if script == "learnenv" else "python -m learnenv",
+        description="Run the experiments of the book 'Learning Environments'.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    sub.add_parser("list", help="list the experiments with one-line descriptions")
+    run = sub.add_parser("run", help="run an experiment and write results.json and figures")
+    run.add_argument("experiment", metavar="EXPERIMENT", help="a name from `list`")
+    run.add_argument(
+        "--preset",
+        default=None,
+        help=f"{' or '.join(PRESETS)} (default: ${PRESET_ENV_VAR}, else full on a GPU, quick on CPU)",
+    )
+    run.add_argument("--out", default=None, help="output directory (default: runs/EXPERIMENT-PRESET)")
+    run.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="replace a config field (JSON value), repeatable",
+    )
+    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    info = sub.add_parser("info", help="describe a checkpoint (kind, env, config, provenance)")
+    info.add_argument("checkpoint", metavar="CHECKPOINT", help="path, with or without suffix")
+    return parser
+
+
+def _list(out) -> int:
+    from learnenv import experiments
+
+    exps = experiments.experiments()
+    width = max((len(n) for n in exps), default=0)
+    for name, exp in exps.items():
+        print(f"{name:<{width}}  {exp.description}", file=out)
+    for module, err in experiments.discover().items():
+        print(f"(could not import {module}: {err})", file=sys.stderr)
+    if not exps:
+        print("No experiments registered.", file=out)
+    return 0
+
+
+def _run(args: argparse.Namespace, argv: Sequence[str], out) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")  # figures go to files; no display needed
+
+    from learnenv import experiments
+    from learnenv.config import preset_name
+
+    exp = experiments.get(args.experiment)  # unknown name: error listing valid ones
+    try:
+        preset = preset_name(args.preset)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+    overrides = dict(_parse_override(o) for o in args.overrides)
+    try:
+        config = exp.config(preset).replace(**overrides) if overrides else exp.config(preset)
+    except (TypeError, ValueError) as err:
+        raise CLIError(f"Bad --set for {exp.name}: {err}") from None
+    out_dir = args.out or os.path.join("runs", f"{exp.name}-{preset}")
+    print(f"learnenv: running {exp.name} ({preset}) -> {out_dir}", file=out)
+    print(f"  {config}", file=out)
+    saved_env = os.environ.get("LEARNENV_PROGRESS")
+    if args.no_progress:
+        os.environ["LEARNENV_PROGRESS"] = "0"
+    try:
+        record = experiments.run_experiment(
+            exp.name,
+            out_dir,
+            preset=preset,
+            seed=args.seed,
+            config=config,
+            command=["python", "-m", "learnenv", *argv],
+        )
+    finally:
+        if args.no_progress:
+            if saved_env is None:
+                os.environ.pop("LEARNENV_PROGRESS", None)
+            else:
+                os.environ["LEARNENV_PROGRESS"] = saved_env
+    summary = {
+        k: v for k, v in record["results"].items() if isinstance(v, (int, float, str, bool))
+    }
+    for k, v in summary.items():
+        print(f"  {k}: {v:.4g}" if isinstance(v, float) else f"  {k}: {v}", file=out)
+    print(f"learnenv: wrote {os.path.join(out_dir, 'results.json')} and "
+          f"{len(record['figures'])} figure(s) in {record['wall_clock_s']:.1f} s", file=out)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, out=None) -> int:
+    """Entry point; returns the exit status (0 ok, 2 usage error)."""
+    from learnenv.experiments import UnknownExperimentError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    out = sys.stdout if out is None else out
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            return _list(out)
+        if args.command == "info":
+            from learnenv import io
+
+            try:
+                print(io.describe(args.checkpoint), file=out)
+            except (FileNotFoundError, io.CheckpointError) as err:
+                raise CLIError(str(err)) from None
+            return 0
+        return _run(args, argv, out)
+    except (CLIError, UnknownExperimentError) as err:
+        print(f"learnenv: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
