@@ -6,8 +6,8 @@ Every agent module follows the same shape (purejaxrl style)::
     train = make_train(config, env, env_params)         # pure function
     result = jax.jit(train)(key)                        # -> TrainResult
     results = jax.jit(jax.vmap(train))(keys)            # many seeds at once
-    hps = config.hyperparams().replace(learning_rate=jnp.array([...]))
-    results = jax.jit(jax.vmap(train, in_axes=(None, 0)))(key, hps)
+    hps = jax.vmap(lambda lr: config.hyperparams().replace(learning_rate=lr))(lrs)
+    results = jax.jit(jax.vmap(train, in_axes=(None, 0)))(key, hps)  # every leaf batched
     policy = make_policy(config, env, env_params)       # policy(params, obs, key, greedy)
 
 ``train(key, hyperparams=None, env_params=None)``: ``hyperparams`` is a pytree of

@@ -49,8 +49,14 @@ _extra: dict[str, Callable[..., tuple[Environment, Any]]] = {}
 
 
 def _brax_names() -> list[str]:
+    import contextlib
+    import io
+
     try:
-        from brax import envs as brax_envs
+        # mujoco.mjx (imported by brax) prints "Failed to import warp" to stdout
+        # on machines without NVIDIA warp; keep that out of notebooks.
+        with contextlib.redirect_stdout(io.StringIO()):
+            from brax import envs as brax_envs
     except ImportError:  # brax is a dependency, but keep gymnax usable without it
         return []
     return [BRAX_PREFIX + n for n in sorted(brax_envs._envs)]

@@ -1,0 +1,172 @@
+"""Synthetic environments that imitate a real one (Ferreira et al., 2022).
+
+A *synthetic environment* (SE) replaces the real dynamics by three small
+networks, each reading the concatenation ``[one_hot(a), s]``::
+
+    s' = f_state([one_hot(a), s])        # next state, predicted directly
+    r  = f_reward([one_hot(a), s])       # reward
+    d  = f_done([one_hot(a), s]) > 0.5   # termination
+
+Episodes start from the *real* environment's initial-state distribution and
+are cut at a step cap (200 for the paper's CartPole-v0). The weights are not
+fitted to real transitions: an evolution strategy
+(:mod:`learnenv.synthetic.se_training`) moves them so that agents trained
+*inside* the SE do well in the real environment. Nothing forces the SE to be a
+faithful model, and it usually is not one.
+
+Like the synthetic bandits of :mod:`learnenv.synthetic.bandit`, the weights are
+the ``env_params`` (:class:`~learnenv.synthetic.bandit.SyntheticEnvParams`), so
+any agent of :mod:`learnenv.agents` trains on an SE unchanged and a population
+of SEs is just a batch of ``env_params``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from gymnax.environments import environment, spaces
+
+from learnenv import envs
+from learnenv.agents.networks import activation as _activation
+from learnenv.synthetic.bandit import SyntheticEnvParams, SyntheticEnvState
+
+__all__ = ["SyntheticEnvironment", "SyntheticEnvParams", "SyntheticEnvState"]
+
+
+class SEHead(nn.Module):
+    """One of the three SE networks: hidden layers, then a linear output.
+
+    flax's default init (LeCun-normal kernels, zero biases), the point the
+    evolution strategy starts from.
+    """
+
+    hidden_sizes: Sequence[int]
+    out_size: int
+    activation: str = "leaky_relu"
+
+    @nn.compact
+    def __call__(self, x):
+        act = _activation(self.activation)
+        for size in self.hidden_sizes:
+            x = act(nn.Dense(size)(x))
+        return nn.Dense(self.out_size)(x)
+
+
+class SyntheticEnvironment(environment.Environment):
+    """A learned stand-in for ``real_env_name`` with discrete actions.
+
+    ``hidden_sizes``: hidden layers of each of the three networks (the paper's
+    varied-hyperparameter runs: one layer of 128). ``max_steps_in_episode``:
+    the step cap of the SE *and* of the real environment it imitates (``None``:
+    the real environment's own); ``real_kwargs`` go to :func:`learnenv.envs.make`.
+
+    ``state_clip`` (0 = off) bounds every predicted state component to
+    ``[-state_clip, state_clip]``. This is our safeguard, not the paper's: a
+    randomly perturbed MLP iterated 200 times easily diverges (states of 1e4 and
+    more, rewards to match), agents trained there learn nothing, every member
+    of the population scores the same, and the search stalls for good.
+    """
+
+    def __init__(
+        self,
+        real_env_name: str,
+        hidden_sizes: Sequence[int] = (128,),
+        activation: str = "leaky_relu",
+        max_steps_in_episode: int | None = None,
+        state_clip: float = 0.0,
+        **real_kwargs,
+    ):
+        super().__init__()
+        self.real_env_name = real_env_name
+        self.state_clip = float(state_clip)
+        if max_steps_in_episode:
+            real_kwargs = {"max_steps_in_episode": int(max_steps_in_episode), **real_kwargs}
+        self.real_env, self.real_env_params = envs.make(real_env_name, **real_kwargs)
+        if not envs.is_discrete(self.real_env, self.real_env_params):
+            raise ValueError(
+                f"SyntheticEnvironment needs discrete actions; {real_env_name} has continuous ones."
+            )
+        self.obs_shape = envs.observation_shape(self.real_env, self.real_env_params)
+        if len(self.obs_shape) != 1:
+            raise ValueError(
+                f"{real_env_name} has observations of shape {self.obs_shape}; "
+                "synthetic environments need flat observations."
+            )
+        self.obs_dim = int(self.obs_shape[0])
+        self.action_size = envs.action_dim(self.real_env, self.real_env_params)
+        self.hidden_sizes = tuple(hidden_sizes)
+        self.activation = activation
+        self.max_steps = int(max_steps_in_episode or self.real_env_params.max_steps_in_episode)
+        self.state_net = SEHead(self.hidden_sizes, self.obs_dim, activation)
+        self.reward_net = SEHead(self.hidden_sizes, 1, activation)
+        self.done_net = SEHead(self.hidden_sizes, 1, activation)
+
+    # --- parameters ----------------------------------------------------------
+    def init_network_params(self, key: jax.Array) -> dict:
+        x = jnp.zeros((self.action_size + self.obs_dim,))
+        k_s, k_r, k_d = jax.random.split(key, 3)
+        return {
+            "state": self.state_net.init(k_s, x)["params"],
+            "reward": self.reward_net.init(k_r, x)["params"],
+            "done": self.done_net.init(k_d, x)["params"],
+        }
+
+    def init_params(self, key: jax.Array) -> SyntheticEnvParams:
+        return SyntheticEnvParams(self.init_network_params(key), max_steps_in_episode=self.max_steps)
+
+    @property
+    def default_params(self) -> SyntheticEnvParams:
+        return self.init_params(jax.random.key(0))
+
+    def num_parameters(self, params: SyntheticEnvParams | None = None) -> int:
+        params = self.default_params if params is None else params
+        return int(sum(x.size for x in jax.tree.leaves(params.network_params)))
+
+    # --- the three networks ----------------------------------------------------
+    def _features(self, obs, action):
+        return jnp.concatenate([jax.nn.one_hot(action, self.action_size), obs], axis=-1)
+
+    def predict(self, network_params, obs, action):
+        """(next_obs, reward, done logit) for a state-action pair; batches broadcast."""
+        x = self._features(obs, action)
+        next_obs = self.state_net.apply({"params": network_params["state"]}, x)
+        if self.state_clip > 0:
+            next_obs = jnp.clip(next_obs, -self.state_clip, self.state_clip)
+        reward = self.reward_net.apply({"params": network_params["reward"]}, x)[..., 0]
+        done = self.done_net.apply({"params": network_params["done"]}, x)[..., 0]
+        return next_obs, reward, done
+
+    # --- the gymnax environment -------------------------------------------------
+    def reset_env(self, key, params):
+        """Initial states come from the real environment's reset."""
+        obs, _ = self.real_env.reset_env(key, self.real_env_params)
+        obs = jnp.asarray(obs, jnp.float32)
+        return obs, SyntheticEnvState(obs=obs, time=0)
+
+    def step_env(self, key, state, action, params):
+        next_obs, reward, done = self.predict(params.network_params, state.obs, action)
+        terminated = done > 0.5
+        new_state = SyntheticEnvState(obs=next_obs, time=state.time + 1)
+        return next_obs, new_state, reward, terminated, {}
+
+    def is_terminated(self, state, params):
+        # Termination depends on the action that led here, so it is decided in
+        # step_env; a state on its own is never terminal.
+        return jnp.array(False)
+
+    @property
+    def name(self) -> str:
+        return f"SE[{self.real_env_name}]"
+
+    @property
+    def num_actions(self) -> int:
+        return self.action_size
+
+    def action_space(self, params=None):
+        return spaces.Discrete(self.action_size)
+
+    def observation_space(self, params=None):
+        return spaces.Box(-jnp.inf, jnp.inf, self.obs_shape, jnp.float32)

@@ -1,0 +1,312 @@
+"""Meta-training synthetic environments with SNES (Liesen et al., 2024).
+
+The bi-level loop, close to the paper's pseudocode::
+
+    psi ~ SNES(mean = default init of the networks, sigma = 0.05)
+    for generation g:
+        algorithm = algorithms[g % len(algorithms)]          # in rotation
+        hps = sample from the paper's lists                   # shared by the population
+        for every member psi_i (vmapped):
+            agent_i = train(algorithm, hps, env = SCB(psi_i), 10k steps)
+            fitness_i = mean real-environment return of agent_i
+        SNES.tell(-fitness)                                   # evosax minimises
+
+Sampling hyperparameters in every generation is what makes the learned
+environment robust: a prototype meta-trained with one fixed learning rate
+transferred to lr 5e-4 but not to 1e-4.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from evosax.algorithms import SNES
+
+import importlib
+
+from learnenv.agents.base import evaluate
+from learnenv.config import Config, field
+from learnenv.synthetic.bandit import SyntheticContextualBandit, SyntheticEnvParams, SyntheticMDP
+
+# The paper's hyperparameter lists (synthetic-gymnax configs), sampled uniformly.
+# Their tau is the fraction of the *target* kept; ours is the fraction of the
+# online network mixed in, so tau_ours = 1 - tau_theirs.
+_LR = (1e-2, 5e-3, 1e-3, 5e-4, 1e-4)
+_GAMMA = (1.0, 0.99, 0.95, 0.9, 0.8)
+_TAU = tuple(round(1 - t, 2) for t in (0.99, 0.95, 0.9, 0.7, 0.8))
+_NOISE = (0.1, 0.3, 0.5, 0.7, 0.9)
+PAPER_HYPERPARAMETERS: dict[str, dict[str, tuple]] = {
+    "ppo": dict(
+        learning_rate=_LR, gamma=_GAMMA, gae_lambda=(1.0, 0.95, 0.9, 0.8, 0.5),
+        clip_eps=(0.1, 0.2, 0.3, 0.4, 0.5), ent_coef=(0.0, 0.01, 0.05, 0.1, 0.5),
+        vf_coef=(0.0, 0.5, 1.0, 1.5, 2.0),
+    ),
+    "sac": dict(learning_rate=_LR, gamma=_GAMMA, tau=_TAU,
+                target_entropy_ratio=(0.1, 0.3, 0.5, 0.7, 0.9)),
+    "dqn": dict(learning_rate=_LR, gamma=_GAMMA, eps_end=(0.01, 0.05, 0.1, 0.2)),
+    "ddpg": dict(learning_rate=_LR, gamma=_GAMMA, tau=_TAU, exploration_noise=_NOISE),
+    "td3": dict(learning_rate=_LR, gamma=_GAMMA, tau=_TAU, exploration_noise=_NOISE,
+                policy_noise=_NOISE, noise_clip=(0.1, 0.4, 0.7, 1.0, 1.3)),
+}
+# DQN's double flag changes the program, so it is sampled outside jit.
+DQN_DOUBLE_CHOICES = (True, False)
+
+# algorithm -> (module, config class): the inner-loop agents.
+_AGENTS = {
+    "ppo": ("learnenv.agents.ppo", "PPOConfig"),
+    "sac": ("learnenv.agents.sac", "SACConfig"),
+    "dqn": ("learnenv.agents.dqn", "DQNConfig"),
+    "ddpg": ("learnenv.agents.td3", "DDPGConfig"),
+    "td3": ("learnenv.agents.td3", "TD3Config"),
+}
+
+
+def agent(algorithm: str):
+    """``(module, config class)`` of an inner-loop algorithm."""
+    if algorithm not in _AGENTS:
+        raise ValueError(f"Unknown algorithm {algorithm!r}; valid: {', '.join(_AGENTS)}.")
+    module_name, config_name = _AGENTS[algorithm]
+    module = importlib.import_module(module_name)
+    return module, getattr(module, config_name)
+
+
+DISCRETE_ALGORITHMS = ("ppo", "sac", "dqn")
+CONTINUOUS_ALGORITHMS = ("ppo", "sac", "ddpg", "td3")
+
+
+def inner_config(algorithm: str, discrete: bool, total_timesteps: int = 10_000, **overrides):
+    """The inner-loop agent's fixed structure, as in the paper's configs."""
+    activation = "tanh" if discrete else "relu"
+    _, config_class = agent(algorithm)
+    structure: dict[str, Any] = {
+        "ppo": dict(num_envs=5, num_steps=100, update_epochs=10, num_minibatches=10,
+                    max_grad_norm=10.0, activation=activation, anneal_lr=False,
+                    normalize_observations=False),
+        "sac": dict(num_envs=5, buffer_size=2000, learning_starts=1000, batch_size=256,
+                    gradient_steps=2, activation=activation),
+        "dqn": dict(num_envs=10, buffer_size=2000, learning_starts=1000, batch_size=100,
+                    gradient_steps=1, target_update_interval=50, tau=1.0, dueling=True,
+                    max_grad_norm=10.0, eps_start=1.0, exploration_fraction=0.5,
+                    activation=activation),
+        "ddpg": dict(num_envs=1, buffer_size=2000, learning_starts=1000, batch_size=100,
+                     activation=activation),
+        "td3": dict(num_envs=1, buffer_size=10_000, learning_starts=1000, batch_size=100,
+                    policy_delay=2, activation=activation),
+    }[algorithm]
+    structure["hidden_sizes"] = (64, 64)
+    structure.update(overrides)
+    return config_class(total_timesteps=total_timesteps, **structure)
+
+
+def sample_hyperparameters(algorithm: str, key: jax.Array, base: Any) -> Any:
+    """Replace ``base``'s fields by uniform draws from the paper's lists (jittable)."""
+    lists = PAPER_HYPERPARAMETERS[algorithm]
+    keys = jax.random.split(key, len(lists))
+    draws = {
+        name: jax.random.choice(k, jnp.asarray(values, jnp.float32))
+        for k, (name, values) in zip(keys, sorted(lists.items()))
+    }
+    return base.replace(**draws)
+
+
+@dataclasses.dataclass(frozen=True)
+class SCBMetaConfig(Config):
+    """Meta-training of one synthetic environment for one real environment."""
+
+    env_name: str = "CartPole-v1"
+    kind: str = field("bandit", choices=("bandit", "mdp"), doc="SCB or synthetic MDP")
+    algorithms: tuple = DISCRETE_ALGORITHMS
+    population_size: int = field(64, low=2)
+    num_generations: int = field(50, low=1)
+    sigma_init: float = field(0.05, low=0.0, low_inclusive=False)
+    inner_timesteps: int = field(10_000, low=1)
+    num_eval_episodes: int = field(16, low=1)
+    eval_max_steps: int = field(0, low=0, doc="0 = the real environment's own cap")
+    eval_greedy: bool = field(True, choices=(True, False), doc="greedy or sampled actions in the fitness episodes")
+    mean_eval_every: int = field(5, low=0, doc="evaluate the ES mean every k generations; 0 = never")
+    checkpoint_every: int = field(5, low=1)
+    hidden_size: int = field(32, low=1)
+    seed: int = field(0, low=0)
+
+    def validate(self) -> None:
+        unknown = [a for a in self.algorithms if a not in PAPER_HYPERPARAMETERS]
+        if not self.algorithms or unknown:
+            raise ValueError(
+                f"SCBMetaConfig.algorithms={self.algorithms!r}: unknown {unknown}; "
+                f"choose from {sorted(PAPER_HYPERPARAMETERS)}."
+            )
+
+
+def make_synthetic_env(config: SCBMetaConfig):
+    cls = SyntheticContextualBandit if config.kind == "bandit" else SyntheticMDP
+    return cls(config.env_name, hidden_sizes=(config.hidden_size,))
+
+
+class MetaTrainer:
+    """Holds the compiled pieces of a meta-training run; the loop itself is pure.
+
+    ``generation(state, g)`` advances one generation; ``state`` is a pytree
+    (SNES state, PRNG key) so :func:`learnenv.checkpoint.run_resumable` can save
+    and resume it.
+    """
+
+    def __init__(self, config: SCBMetaConfig):
+        self.config = config
+        self.synthetic_env = make_synthetic_env(config)
+        self.real_env = self.synthetic_env.real_env
+        self.real_params = self.synthetic_env.real_env_params
+        self.discrete = self.synthetic_env.discrete
+        valid = DISCRETE_ALGORITHMS if self.discrete else CONTINUOUS_ALGORITHMS
+        bad = [a for a in config.algorithms if a not in valid]
+        if bad:
+            raise ValueError(
+                f"SCBMetaConfig.algorithms has {bad}, which cannot act in {config.env_name} "
+                f"({'discrete' if self.discrete else 'continuous'} actions); valid: {valid}."
+            )
+        self.template = self.synthetic_env.default_params
+        self.strategy = SNES(config.population_size, solution=self.template.network_params)
+        self.es_params = self.strategy.default_params.replace(
+            std_init=jnp.asarray(config.sigma_init, jnp.float32)
+        )
+        self.eval_max_steps = config.eval_max_steps or int(self.real_params.max_steps_in_episode)
+        self._fitness_fns: dict[tuple, Callable] = {}
+
+    # --- one inner loop: train on the synthetic env, score on the real one ----
+    def variant(self, algorithm: str, double: bool | None = None) -> tuple:
+        return (algorithm, double if algorithm == "dqn" else None)
+
+    def make_member_fitness(self, algorithm: str, double: bool | None = None, **overrides):
+        """``fitness(network_params, hps, key) -> mean real return`` for one member."""
+        if algorithm == "dqn" and double is not None:
+            overrides = {"double": double, **overrides}
+        cfg = inner_config(algorithm, self.discrete, self.config.inner_timesteps, **overrides)
+        module, _ = agent(algorithm)
+        env, template = self.synthetic_env, self.template
+        train = module.make_train(cfg, env, template)
+        policy = module.make_policy(cfg, env, template)
+
+        def fitness(network_params, hps, key):
+            train_key, eval_key = jax.random.split(key)
+            env_params = SyntheticEnvParams(network_params, template.max_steps_in_episode)
+            result = train(train_key, hps, env_params)
+            returns = evaluate(policy, result.params, self.real_env, self.real_params, eval_key,
+                               self.config.num_eval_episodes, self.config.eval_greedy,
+                               self.eval_max_steps)
+            return returns.mean()
+
+        return fitness, cfg.hyperparams()
+
+    def population_fitness(self, algorithm: str, double: bool | None = None) -> Callable:
+        """Jitted ``(population, hps, keys) -> fitness[pop]``, all batched on axis 0.
+
+        Compiled once per algorithm variant and reused both for the population
+        (shared hyperparameters and seed, as in the paper, so fitness differences
+        come from the environments alone) and for scoring the ES mean (a
+        different draw per row).
+        """
+        variant = self.variant(algorithm, double)
+        if variant not in self._fitness_fns:
+            member_fitness, base_hps = self.make_member_fitness(*variant)
+            sample = jax.jit(jax.vmap(lambda k: sample_hyperparameters(algorithm, k, base_hps)))
+            self._fitness_fns[variant] = (jax.jit(jax.vmap(member_fitness)), sample)
+        return self._fitness_fns[variant]
+
+    def score(self, population, key, algorithm: str, double: bool | None, shared: bool):
+        """Train one agent per member and return the members' real returns."""
+        fitness_fn, sample = self.population_fitness(algorithm, double)
+        n = jax.tree.leaves(population)[0].shape[0]
+        hp_key, run_key = jax.random.split(key)
+        hp_keys = jax.random.split(hp_key, n)
+        run_keys = jax.random.split(run_key, n)
+        if shared:
+            hp_keys = jnp.broadcast_to(hp_keys[0], hp_keys.shape)
+            run_keys = jnp.broadcast_to(run_keys[0], run_keys.shape)
+        hps = sample(hp_keys)
+        return fitness_fn(population, hps, run_keys), hps
+
+    # --- the outer loop ---------------------------------------------------
+    def init(self, key: jax.Array):
+        init_key, loop_key = jax.random.split(key)
+        es_state = self.strategy.init(init_key, self.template.network_params, self.es_params)
+        return {"es_state": es_state, "key": loop_key}
+
+    def algorithm_for(self, generation: int, key: jax.Array) -> tuple:
+        algorithm = self.config.algorithms[generation % len(self.config.algorithms)]
+        double = None
+        if algorithm == "dqn":
+            double = bool(jax.random.bernoulli(jax.random.fold_in(key, 7)))
+        return self.variant(algorithm, double)
+
+    def generation(self, state: Mapping[str, Any], generation: int):
+        key, ask_key, fit_key, tell_key, mean_key = jax.random.split(state["key"], 5)
+        algorithm, double = self.algorithm_for(generation, fit_key)
+        population, es_state = self.strategy.ask(ask_key, state["es_state"], self.es_params)
+        fitness, hps = self.score(population, fit_key, algorithm, double, shared=True)
+        es_state, _ = self.strategy.tell(tell_key, population, -fitness, es_state, self.es_params)
+        every = self.config.mean_eval_every
+        last = generation + 1 == self.config.num_generations
+        evaluate_mean = bool(every) and (generation % every == 0 or last)
+        metrics = {
+            "algorithm_index": self.config.algorithms.index(algorithm),
+            "dqn_double": -1 if double is None else int(double),
+            "fitness_mean": jnp.mean(fitness),
+            "fitness_max": jnp.max(fitness),
+            "fitness_min": jnp.min(fitness),
+            "learning_rate": hps.learning_rate[0],
+            # NaN where the ES mean was not evaluated this generation.
+            "mean_fitness": self.mean_fitness(es_state, mean_key) if evaluate_mean else np.nan,
+        }
+        return {"es_state": es_state, "key": key}, metrics
+
+    def mean_fitness(self, es_state, key) -> jax.Array:
+        """Real return of agents trained on the ES mean: for every algorithm, one
+        agent per population slot, each with its own hyperparameters and seed."""
+        mean = self.mean_params(es_state)
+        n = self.config.population_size
+        batch = jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + x.shape), mean)
+        scores = []
+        for i, algorithm in enumerate(self.config.algorithms):
+            double = True if algorithm == "dqn" else None  # one fixed DQN variant
+            fitness, _ = self.score(batch, jax.random.fold_in(key, i), algorithm, double,
+                                    shared=False)
+            scores.append(jnp.mean(fitness))
+        return jnp.mean(jnp.stack(scores))
+
+    def mean_params(self, es_state) -> Any:
+        """The ES mean as network parameters (the environment we ship)."""
+        return self.strategy._unravel_solution(es_state.mean)
+
+    def environment_params(self, es_state) -> SyntheticEnvParams:
+        return SyntheticEnvParams(self.mean_params(es_state), self.template.max_steps_in_episode)
+
+
+def meta_train(config: SCBMetaConfig, checkpoint_dir: str | None = None,
+               progress: bool = True, trainer: MetaTrainer | None = None) -> dict:
+    """Run the whole meta-training; resumable when ``checkpoint_dir`` is given.
+
+    Pass the ``trainer`` of an earlier call with the same config to reuse its
+    compiled functions.
+    """
+    from learnenv.checkpoint import run_resumable
+
+    if trainer is None or trainer.config != config:
+        trainer = MetaTrainer(config)
+    start = time.perf_counter()
+    init_state = trainer.init(jax.random.key(config.seed))
+    run = run_resumable(
+        trainer.generation, init_state, config.num_generations,
+        checkpoint_dir=checkpoint_dir, every=config.checkpoint_every,
+        progress=progress, desc=f"SNES {config.env_name}", config=config,
+    )
+    return {
+        "trainer": trainer,
+        "env_params": trainer.environment_params(run.state["es_state"]),
+        "history": run.metrics,
+        "wall_clock_s": run.wall_clock_s,
+        "session_wall_clock_s": time.perf_counter() - start,
+    }

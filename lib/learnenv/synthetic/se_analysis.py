@@ -1,0 +1,153 @@
+"""Measuring what a synthetic environment buys: steps to solve, and what it shows agents.
+
+**Steps to solve** (the paper's central measurement). An agent trains on some
+environment (the SE or the real one) and is *evaluated on the real
+environment* every ``eval_every`` of its training steps: the mean greedy return
+over ``eval_episodes`` episodes. It *first solves* at the first evaluation
+whose mean reaches the threshold (195 for CartPole-200), and *stays solved*
+if every later evaluation up to the end of its budget does too. Both numbers
+depend on the protocol (how often one looks, how many episodes), so the
+protocol is returned with them.
+
+The evaluation runs inside the jitted, vmapped training: the DQN update is
+wrapped so that, whenever the step count reaches a multiple of ``eval_every``,
+the current greedy policy is rolled out on the real environment (a
+``lax.cond`` on the update counter, which is the same for every vmapped agent,
+so only the due updates pay for it).
+
+**Histograms**: the states and rewards an agent meets while training in the SE
+versus in the real environment (the paper's Figure on "cutting
+non-informative paths").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+from unittest import mock
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["make_train_with_eval", "steps_to_solve", "summarise_steps", "rollout_visits"]
+
+
+def make_train_with_eval(agent_config, train_env, train_env_params, eval_env, eval_env_params,
+                         eval_every: int, eval_episodes: int = 10):
+    """``train(key, hps, env_params)`` of DQN whose metrics add ``eval_return``.
+
+    ``eval_return`` is the mean greedy return on ``eval_env`` after the update
+    that brings training to a multiple of ``eval_every`` env steps, NaN in other
+    rounds. ``eval_every`` must be a multiple of ``num_envs * train_freq``.
+    """
+    from learnenv.agents import dqn
+    from learnenv.agents.base import evaluate
+
+    spr = agent_config.steps_per_round
+    if eval_every % spr or agent_config.gradient_steps != 1:
+        raise ValueError(
+            f"eval_every={eval_every} must be a multiple of num_envs * train_freq = {spr} "
+            "(and gradient_steps must be 1)."
+        )
+    warmup = agent_config.num_warmup_rounds
+    policy = dqn.make_policy(agent_config, eval_env, eval_env_params)
+
+    # dqn.make_train hands its init/explore/update functions to the shared
+    # off-policy loop; we intercept them and add the evaluation to ``update``.
+    captured = {}
+
+    def capture(*args, **kwargs):
+        captured["args"], captured["kwargs"] = args, kwargs
+        return None
+
+    with mock.patch.object(dqn, "make_offpolicy_train", capture):
+        dqn.make_train(agent_config, train_env, train_env_params)
+    args, kwargs = list(captured["args"]), dict(captured["kwargs"])
+    update = args[6]
+    result_params = kwargs["result_params"]
+
+    def update_with_eval(agent, batch, key, hps):
+        agent, metrics = update(agent, batch, key, hps)
+        step = (warmup + agent.num_updates) * spr  # env steps after this round
+        due = step % eval_every == 0
+
+        def run_eval(_):
+            returns = evaluate(policy, result_params(agent), eval_env, eval_env_params,
+                               jax.random.fold_in(key, 7), eval_episodes, greedy=True)
+            return returns.mean()
+
+        metrics["eval_return"] = jax.lax.cond(due, run_eval, lambda _: jnp.float32(jnp.nan), None)
+        return agent, metrics
+
+    args[6] = update_with_eval
+    return dqn.make_offpolicy_train(*args, **kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepsProtocol:
+    eval_every: int
+    eval_episodes: int
+    solved_return: float
+    budget: int
+
+    def describe(self) -> str:
+        return (f"greedy policy evaluated on the real env every {self.eval_every} training steps "
+                f"({self.eval_episodes} episodes); solved = mean return >= {self.solved_return:g}; "
+                f"budget {self.budget} steps")
+
+
+def steps_to_solve(curves: np.ndarray, timesteps: np.ndarray, solved_return: float) -> dict:
+    """First-solve step and stays-solved flag per agent from evaluation curves.
+
+    ``curves``: (agents, rounds) with NaN where no evaluation ran.
+    """
+    curves = np.asarray(curves, float)
+    timesteps = np.asarray(timesteps)
+    timesteps = timesteps[0] if timesteps.ndim == 2 else timesteps
+    evaluated = ~np.isnan(curves[0])
+    ev_curves, ev_steps = curves[:, evaluated], timesteps[evaluated]
+    solved = ev_curves >= solved_return
+    first = np.where(solved.any(axis=1), ev_steps[np.argmax(solved, axis=1)], np.nan)
+    stays = np.array([
+        bool(s.any()) and bool(s[np.argmax(s):].all()) for s in solved
+    ])
+    return {"first_solve": first, "stays_solved": stays, "final_solved": solved[:, -1],
+            "eval_steps": ev_steps, "eval_curves": ev_curves}
+
+
+def summarise_steps(result: dict) -> dict:
+    first = result["first_solve"]
+    ok = ~np.isnan(first)
+    return {
+        "agents": int(len(first)),
+        "solved": int(ok.sum()),
+        "stays_solved": int(result["stays_solved"].sum()),
+        "mean_first_solve": float(np.mean(first[ok])) if ok.any() else float("nan"),
+        "median_first_solve": float(np.median(first[ok])) if ok.any() else float("nan"),
+        "std_first_solve": float(np.std(first[ok])) if ok.any() else float("nan"),
+    }
+
+
+def rollout_visits(policy, params, env, env_params, key, num_steps: int, epsilon: float = 0.0):
+    """States and rewards an (epsilon-)greedy agent meets in ``num_steps`` steps of ``env``.
+
+    Returns ``(obs, rewards, dones)`` arrays of length ``num_steps`` (episodes
+    reset automatically), for histograms.
+    """
+    reset_key, key = jax.random.split(key)
+    obs, state = env.reset(reset_key, env_params)
+    n = env.action_space(env_params).n
+
+    def step(carry, key):
+        obs, state = carry
+        k_act, k_rand, k_eps, k_step = jax.random.split(key, 4)
+        action = policy(params, obs, k_act, True)
+        action = jnp.where(jax.random.uniform(k_eps) < epsilon,
+                           jax.random.randint(k_rand, (), 0, n), action)
+        next_obs, state, reward, terminated, truncated, _ = env.step(k_step, state, action, env_params)
+        return (next_obs, state), (obs, reward, jnp.logical_or(terminated, truncated))
+
+    _, (obs, rewards, dones) = jax.lax.scan(step, (obs, state), jax.random.split(key, num_steps))
+    return obs, rewards, dones
+

@@ -1,0 +1,239 @@
+"""Synthetic environments learned with NES (Ferreira et al., 2022): env, NES, loop, files."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from learnenv.synthetic.bandit import SyntheticEnvParams
+from learnenv.synthetic.environment import SyntheticEnvironment
+from learnenv.synthetic.nes import MirroredNES, nes_utilities
+
+# A tiny run: compiles in seconds, trains in seconds.
+TINY = dict(
+    max_steps_in_episode=50, se_hidden_size=8, num_workers=2, num_generations=3,
+    stop_when_solved=False, inner_timesteps=256, learning_starts=64, train_freq=4,
+    agent_variants=(((16,), 16),), eval_episodes=2, centre_eval_every=1, checkpoint_every=1,
+)
+
+
+@pytest.fixture(scope="module")
+def se():
+    return SyntheticEnvironment("CartPole-v1", max_steps_in_episode=200)
+
+
+# --------------------------------------------------------------------------- the environment
+
+
+def test_se_matches_the_paper_sizes(se):
+    # three one-hidden-layer MLPs of 128 units on [one_hot(a), s]: 6 inputs for CartPole
+    assert se.num_parameters() == (6 * 128 + 128 + 128 * 4 + 4) + 2 * (6 * 128 + 128 + 128 + 1)
+    assert se.num_parameters() == 3462
+    assert se.real_env_params.max_steps_in_episode == 200
+
+
+def test_se_gymnax_contract(se):
+    params = se.default_params
+    obs, state = se.reset(jax.random.key(0), params)
+    assert obs.shape == (4,) and obs.dtype == jnp.float32
+    assert np.all(np.abs(np.asarray(obs)) <= 0.05)  # the real CartPole's reset distribution
+    obs2, state2, reward, terminated, truncated, info = se.step(jax.random.key(1), state, 1, params)
+    assert obs2.shape == (4,) and reward.shape == () and terminated.dtype == jnp.bool_
+    assert "final_observation" in info
+    assert se.action_space(params).n == 2
+    assert se.observation_space(params).shape == (4,)
+    # the transition is the network's prediction, deterministic given (s, a)
+    pred, r, _ = se.predict(params.network_params, obs, 1)
+    np.testing.assert_allclose(info["final_observation"], pred, rtol=1e-6)
+    np.testing.assert_allclose(reward, r, rtol=1e-6)
+
+
+def test_se_step_cap_and_done_threshold(se):
+    params = se.default_params
+    # done head biased to fire: every step terminates
+    net = jax.tree.map(lambda x: x, params.network_params)
+    net["done"]["Dense_1"]["bias"] = jnp.array([10.0])
+    _, state = se.reset(jax.random.key(0), params)
+    _, _, _, terminated, _, _ = se.step(jax.random.key(1), state, 0, SyntheticEnvParams(net, 200))
+    assert bool(terminated)
+    # done head off: the episode is truncated at the cap, not before
+    net["done"]["Dense_1"]["bias"] = jnp.array([-10.0])
+    capped = SyntheticEnvParams(net, max_steps_in_episode=5)
+
+    def step(state, key):
+        obs, state, r, term, trunc, _ = se.step(key, state, 0, capped)
+        return state, (term, trunc)
+
+    _, (term, trunc) = jax.lax.scan(step, state, jax.random.split(jax.random.key(2), 10))
+    assert not np.any(term)
+    np.testing.assert_array_equal(np.nonzero(np.asarray(trunc))[0], [4, 9])
+
+
+def test_se_vmaps_over_env_params(se):
+    batch = jax.vmap(se.init_params)(jax.random.split(jax.random.key(0), 3))
+    keys = jax.random.split(jax.random.key(1), 3)
+    obs, state = jax.vmap(se.reset)(keys, batch)
+    out = jax.vmap(se.step)(keys, state, jnp.array([0, 1, 0]), batch)
+    assert out[0].shape == (3, 4)
+    assert not np.allclose(out[0][0], out[0][1])  # different SEs, different dynamics
+
+
+# --------------------------------------------------------------------------- the NES
+
+
+def test_nes_utilities():
+    u = nes_utilities(8)
+    assert float(u[0]) == pytest.approx(1.0) and np.all(np.diff(np.asarray(u)) <= 0)
+    assert np.all(np.asarray(u[4:]) == 0.0)  # the worse half gets no weight
+
+
+def test_mirrored_pair_keeps_the_better_side():
+    template = {"w": jnp.zeros(3)}
+    es = MirroredNES(2, template)
+    params = es.default_params.replace(std_init=jnp.asarray(0.1), step_size=jnp.asarray(1.0))
+    state = es.init(jax.random.key(0), template, params)
+    pop, state = es.ask(jax.random.key(1), state, params)
+    eps = np.asarray(pop["w"][0])
+    np.testing.assert_allclose(pop["w"][1], -eps, rtol=1e-6)
+    # minus side better (lower fitness): the centre moves along -eps, by step_size * eps exactly
+    new, metrics = es.tell(jax.random.key(2), pop, jnp.array([1.0, 0.0]), state, params)
+    np.testing.assert_allclose(es.get_mean(new)["w"], -eps, rtol=1e-5)
+    assert float(metrics["minus_won_fraction"]) == 1.0
+    new, _ = es.tell(jax.random.key(2), pop, jnp.array([0.0, 1.0]), state, params)
+    np.testing.assert_allclose(es.get_mean(new)["w"], eps, rtol=1e-5)
+
+
+def test_mirrored_nes_descends_a_quadratic():
+    target = jnp.array([1.0, -2.0, 0.5, 3.0])
+    es = MirroredNES(16, jnp.zeros(4))
+    params = es.default_params.replace(std_init=jnp.asarray(0.1), step_size=jnp.asarray(0.5))
+    state = es.init(jax.random.key(0), jnp.zeros(4), params)
+
+    @jax.jit
+    def gen(state, key):
+        pop, state = es.ask(key, state, params)
+        fitness = jnp.sum((pop - target) ** 2, axis=1)
+        return es.tell(key, pop, fitness, state, params)[0]
+
+    start = float(jnp.sum(target**2))
+    for i in range(60):
+        state = gen(state, jax.random.key(i))
+    assert float(jnp.sum((state.mean - target) ** 2)) < 0.05 * start
+
+
+def test_mirrored_nes_needs_pairs():
+    with pytest.raises(ValueError, match="even"):
+        MirroredNES(3, jnp.zeros(2))
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+@pytest.fixture(scope="module")
+def tiny_config():
+    from learnenv.synthetic.se_training import SETrainingConfig
+
+    return SETrainingConfig(**TINY)
+
+
+def _centre(result):
+    return np.concatenate([np.ravel(x) for x in jax.tree.leaves(result.env_params.network_params)])
+
+
+def test_train_se_is_deterministic_and_resumes_exactly(tiny_config, tmp_path):
+    from learnenv.synthetic import se_training as st
+
+    a = st.train_se(tiny_config, jax.random.key(0), progress=False)
+    b = st.train_se(tiny_config, jax.random.key(0), progress=False)
+    np.testing.assert_array_equal(_centre(a), _centre(b))
+    assert a.metrics["member_return"].shape == (3, 4)
+    assert np.all(np.isfinite(a.metrics["centre_return"]))
+    assert a.env.num_parameters(a.env_params) > 0
+    # the centre moved
+    assert not np.allclose(_centre(a), np.concatenate(
+        [np.ravel(x) for x in jax.tree.leaves(a.env.default_params.network_params)]))
+
+    # interrupt during generation 2, then call again: same result as uninterrupted
+    calls = {"n": 0}
+    real_call = st._Evaluator.__call__
+
+    def flaky(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:  # gen 0: members + centre, gen 1: members, centre -> boom
+            raise KeyboardInterrupt
+        return real_call(self, *args, **kwargs)
+
+    st._Evaluator.__call__ = flaky
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            st.train_se(tiny_config, jax.random.key(0), checkpoint_dir=tmp_path, progress=False)
+    finally:
+        st._Evaluator.__call__ = real_call
+    resumed = st.train_se(tiny_config, jax.random.key(0), checkpoint_dir=tmp_path, progress=False)
+    np.testing.assert_array_equal(_centre(resumed), _centre(a))
+    np.testing.assert_array_equal(resumed.metrics["member_return"], a.metrics["member_return"])
+
+
+def test_save_and_load_se(tiny_config, tmp_path):
+    from learnenv.agents import dqn
+    from learnenv.synthetic import se_training as st
+
+    se, params = st.make_se(tiny_config)
+    params = se.init_params(jax.random.key(3))
+    path = st.save_se(tmp_path / "se", se, params, config=tiny_config, extra={"note": "test"})
+    env, loaded = st.load_se(path)
+    assert env.real_env_name == "CartPole-v1" and loaded.max_steps_in_episode == 50
+    for x, y in zip(jax.tree.leaves(params.network_params), jax.tree.leaves(loaded.network_params)):
+        np.testing.assert_array_equal(x, y)
+    # and an agent trains on the loaded SE like on any gymnax env
+    cfg = dqn.DQNConfig(total_timesteps=128, learning_starts=32, buffer_size=128, batch_size=8,
+                        hidden_sizes=(8,))
+    result = jax.jit(dqn.make_train(cfg, env, loaded))(jax.random.key(0))
+    assert result.metrics["timesteps"][-1] == 128
+
+
+def test_pretrained_loader_lists_names_on_error():
+    from learnenv import pretrained
+
+    with pytest.raises(KeyError, match="Valid names"):
+        pretrained.load("no-such-environment")
+    for name in pretrained.names():
+        if name.startswith("se-"):
+            env, params = pretrained.load(name)
+            obs, state = env.reset(jax.random.key(0), params)
+            assert obs.shape == env.obs_shape
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+def test_steps_to_solve_protocol():
+    from learnenv.synthetic.se_analysis import steps_to_solve
+
+    nan = np.nan
+    curves = np.array([[nan, 10, nan, 196, nan, 200],   # solves at 400, stays
+                       [nan, 199, nan, 100, nan, 198],  # solves at 200, drops
+                       [nan, 10, nan, 20, nan, 30]])     # never
+    steps = np.arange(1, 7) * 100
+    out = steps_to_solve(curves, steps, 195.0)
+    np.testing.assert_array_equal(out["first_solve"][:2], [400, 200])
+    assert np.isnan(out["first_solve"][2])
+    np.testing.assert_array_equal(out["stays_solved"], [True, False, False])
+
+
+def test_train_with_eval_evaluates_on_schedule():
+    from learnenv import envs
+    from learnenv.agents import dqn
+    from learnenv.synthetic.se_analysis import make_train_with_eval
+
+    env, params = envs.make("CartPole-v1", max_steps_in_episode=50)
+    cfg = dqn.DQNConfig(total_timesteps=400, learning_starts=100, buffer_size=400, batch_size=8,
+                        train_freq=4, hidden_sizes=(8,))
+    train = make_train_with_eval(cfg, env, params, env, params, eval_every=100, eval_episodes=2)
+    out = jax.jit(jax.vmap(train))(jax.random.split(jax.random.key(0), 2))
+    evals = np.asarray(out.metrics["eval_return"][0])
+    steps = np.asarray(out.metrics["timesteps"][0])
+    done = ~np.isnan(evals) & (steps > cfg.learning_starts)
+    np.testing.assert_array_equal(steps[done], [200, 300, 400])
