@@ -19,45 +19,22 @@ just a batch of ``env_params``.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from flax import struct
-from gymnax.environments import environment, spaces
 
-from learnenv import envs
+from learnenv.synthetic.base import (
+    LearnedEnvironment,
+    MLPHead,
+    SyntheticEnvParams,
+    SyntheticEnvState,
+)
 
-
-class _MLP(nn.Module):
-    """A plain MLP with flax's default init: the ES search starts from it."""
-
-    hidden_sizes: Sequence[int]
-    out_size: int
-
-    @nn.compact
-    def __call__(self, x):
-        for size in self.hidden_sizes:
-            x = nn.relu(nn.Dense(size)(x))
-        return nn.Dense(self.out_size)(x)
+__all__ = ["SyntheticContextualBandit", "SyntheticMDP", "SyntheticEnvParams", "SyntheticEnvState"]
 
 
-@struct.dataclass
-class SyntheticEnvState(environment.EnvState):
-    obs: jax.Array
-    time: int
-
-
-@struct.dataclass
-class SyntheticEnvParams:
-    """The learned weights. ``max_steps_in_episode`` is static (not vmapped)."""
-
-    network_params: Any
-    max_steps_in_episode: int = struct.field(pytree_node=False, default=1)
-
-
-class SyntheticContextualBandit(environment.Environment):
+class SyntheticContextualBandit(LearnedEnvironment):
     """One-step episodes: a learned context distribution and a learned reward.
 
     Observation and action spaces are those of the real environment it stands
@@ -65,21 +42,13 @@ class SyntheticContextualBandit(environment.Environment):
     actions raw.
     """
 
+    short_name = "SCB"
+
     def __init__(self, real_env_name: str, hidden_sizes: Sequence[int] = (32,), **real_kwargs):
-        self.real_env_name = real_env_name
-        self.real_env, self.real_env_params = envs.make(real_env_name, **real_kwargs)
+        super().__init__(real_env_name, **real_kwargs)
         self.hidden_sizes = tuple(hidden_sizes)
-        self.obs_shape = envs.observation_shape(self.real_env, self.real_env_params)
-        if len(self.obs_shape) != 1:
-            raise ValueError(
-                f"{real_env_name} has observations of shape {self.obs_shape}; "
-                "synthetic environments need flat observations."
-            )
-        self.obs_dim = self.obs_shape[0]
-        self.discrete = envs.is_discrete(self.real_env, self.real_env_params)
-        self.action_size = envs.action_dim(self.real_env, self.real_env_params)
-        self.context_net = _MLP(self.hidden_sizes, self.obs_dim)
-        self.reward_net = _MLP(self.hidden_sizes, 1)
+        self.context_net = MLPHead(self.hidden_sizes, self.obs_dim)
+        self.reward_net = MLPHead(self.hidden_sizes, 1)
 
     # --- parameters --------------------------------------------------------
     def _action_features(self, action):
@@ -96,16 +65,9 @@ class SyntheticContextualBandit(environment.Environment):
             "reward": self.reward_net.init(k_rew, jnp.concatenate([dummy_obs, dummy_act]))["params"],
         }
 
-    def init_params(self, key: jax.Array) -> SyntheticEnvParams:
-        return SyntheticEnvParams(self.init_network_params(key), max_steps_in_episode=1)
-
     @property
-    def default_params(self) -> SyntheticEnvParams:
-        return self.init_params(jax.random.key(0))
-
-    def num_parameters(self, params: SyntheticEnvParams | None = None) -> int:
-        params = self.default_params if params is None else params
-        return int(sum(x.size for x in jax.tree.leaves(params.network_params)))
+    def episode_cap(self) -> int:
+        return 1
 
     # --- the environment -----------------------------------------------------
     def context(self, network_params, z: jax.Array) -> jax.Array:
@@ -129,20 +91,6 @@ class SyntheticContextualBandit(environment.Environment):
     def is_terminated(self, state, params):
         return jnp.array(True)
 
-    @property
-    def name(self) -> str:
-        return f"SCB[{self.real_env_name}]"
-
-    @property
-    def num_actions(self) -> int:
-        return self.action_size
-
-    def action_space(self, params=None):
-        return self.real_env.action_space(self.real_env_params)
-
-    def observation_space(self, params=None):
-        return spaces.Box(-jnp.inf, jnp.inf, self.obs_shape, jnp.float32)
-
 
 class SyntheticMDP(SyntheticContextualBandit):
     """The SCB plus a learned residual transition and a learned done head.
@@ -151,12 +99,14 @@ class SyntheticMDP(SyntheticContextualBandit):
     ``max_steps_in_episode`` (the real environment's cap by default).
     """
 
+    short_name = "SyntheticMDP"
+
     def __init__(self, real_env_name: str, hidden_sizes: Sequence[int] = (32,),
                  max_steps_in_episode: int | None = None, **real_kwargs):
         super().__init__(real_env_name, hidden_sizes, **real_kwargs)
-        self.max_steps = int(max_steps_in_episode or self.real_env_params.max_steps_in_episode)
-        self.transition_net = _MLP(self.hidden_sizes, self.obs_dim)
-        self.done_net = _MLP(self.hidden_sizes, 1)
+        self.max_steps = int(max_steps_in_episode or self.max_steps)
+        self.transition_net = MLPHead(self.hidden_sizes, self.obs_dim)
+        self.done_net = MLPHead(self.hidden_sizes, 1)
 
     def init_network_params(self, key):
         k_base, k_tr, k_done = jax.random.split(key, 3)
@@ -166,8 +116,9 @@ class SyntheticMDP(SyntheticContextualBandit):
         params["done"] = self.done_net.init(k_done, jnp.zeros((self.obs_dim,)))["params"]
         return params
 
-    def init_params(self, key):
-        return SyntheticEnvParams(self.init_network_params(key), max_steps_in_episode=self.max_steps)
+    @property
+    def episode_cap(self) -> int:
+        return self.max_steps
 
     def step_env(self, key, state, action, params):
         net = params.network_params
@@ -180,7 +131,3 @@ class SyntheticMDP(SyntheticContextualBandit):
 
     def is_terminated(self, state, params):
         return self.done_net.apply({"params": params.network_params["done"]}, state.obs)[0] > 0
-
-    @property
-    def name(self) -> str:
-        return f"SyntheticMDP[{self.real_env_name}]"

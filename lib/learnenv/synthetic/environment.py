@@ -24,38 +24,22 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from gymnax.environments import environment, spaces
 
-from learnenv import envs
-from learnenv.agents.networks import activation as _activation
-from learnenv.synthetic.bandit import SyntheticEnvParams, SyntheticEnvState
+from learnenv.synthetic.base import (
+    LearnedEnvironment,
+    MLPHead,
+    SyntheticEnvParams,
+    SyntheticEnvState,
+)
 
 __all__ = ["SyntheticEnvironment", "SyntheticEnvParams", "SyntheticEnvState"]
 
-
-class SEHead(nn.Module):
-    """One of the three SE networks: hidden layers, then a linear output.
-
-    flax's default init (LeCun-normal kernels, zero biases), the point the
-    evolution strategy starts from.
-    """
-
-    hidden_sizes: Sequence[int]
-    out_size: int
-    activation: str = "leaky_relu"
-
-    @nn.compact
-    def __call__(self, x):
-        act = _activation(self.activation)
-        for size in self.hidden_sizes:
-            x = act(nn.Dense(size)(x))
-        return nn.Dense(self.out_size)(x)
+SEHead = MLPHead  # the name the SE chapter uses for one of its three networks
 
 
-class SyntheticEnvironment(environment.Environment):
+class SyntheticEnvironment(LearnedEnvironment):
     """A learned stand-in for ``real_env_name`` with discrete actions.
 
     ``hidden_sizes``: hidden layers of each of the three networks (the paper's
@@ -70,6 +54,8 @@ class SyntheticEnvironment(environment.Environment):
     of the population scores the same, and the search stalls for good.
     """
 
+    short_name = "SE"
+
     def __init__(
         self,
         real_env_name: str,
@@ -79,27 +65,14 @@ class SyntheticEnvironment(environment.Environment):
         state_clip: float = 0.0,
         **real_kwargs,
     ):
-        super().__init__()
-        self.real_env_name = real_env_name
+        super().__init__(real_env_name, max_steps_in_episode, **real_kwargs)
         self.state_clip = float(state_clip)
-        if max_steps_in_episode:
-            real_kwargs = {"max_steps_in_episode": int(max_steps_in_episode), **real_kwargs}
-        self.real_env, self.real_env_params = envs.make(real_env_name, **real_kwargs)
-        if not envs.is_discrete(self.real_env, self.real_env_params):
+        if not self.discrete:
             raise ValueError(
                 f"SyntheticEnvironment needs discrete actions; {real_env_name} has continuous ones."
             )
-        self.obs_shape = envs.observation_shape(self.real_env, self.real_env_params)
-        if len(self.obs_shape) != 1:
-            raise ValueError(
-                f"{real_env_name} has observations of shape {self.obs_shape}; "
-                "synthetic environments need flat observations."
-            )
-        self.obs_dim = int(self.obs_shape[0])
-        self.action_size = envs.action_dim(self.real_env, self.real_env_params)
         self.hidden_sizes = tuple(hidden_sizes)
         self.activation = activation
-        self.max_steps = int(max_steps_in_episode or self.real_env_params.max_steps_in_episode)
         self.state_net = SEHead(self.hidden_sizes, self.obs_dim, activation)
         self.reward_net = SEHead(self.hidden_sizes, 1, activation)
         self.done_net = SEHead(self.hidden_sizes, 1, activation)
@@ -113,17 +86,6 @@ class SyntheticEnvironment(environment.Environment):
             "reward": self.reward_net.init(k_r, x)["params"],
             "done": self.done_net.init(k_d, x)["params"],
         }
-
-    def init_params(self, key: jax.Array) -> SyntheticEnvParams:
-        return SyntheticEnvParams(self.init_network_params(key), max_steps_in_episode=self.max_steps)
-
-    @property
-    def default_params(self) -> SyntheticEnvParams:
-        return self.init_params(jax.random.key(0))
-
-    def num_parameters(self, params: SyntheticEnvParams | None = None) -> int:
-        params = self.default_params if params is None else params
-        return int(sum(x.size for x in jax.tree.leaves(params.network_params)))
 
     # --- the three networks ----------------------------------------------------
     def _features(self, obs, action):
@@ -156,17 +118,3 @@ class SyntheticEnvironment(environment.Environment):
         # Termination depends on the action that led here, so it is decided in
         # step_env; a state on its own is never terminal.
         return jnp.array(False)
-
-    @property
-    def name(self) -> str:
-        return f"SE[{self.real_env_name}]"
-
-    @property
-    def num_actions(self) -> int:
-        return self.action_size
-
-    def action_space(self, params=None):
-        return spaces.Discrete(self.action_size)
-
-    def observation_space(self, params=None):
-        return spaces.Box(-jnp.inf, jnp.inf, self.obs_shape, jnp.float32)

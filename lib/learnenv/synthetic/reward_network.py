@@ -19,19 +19,16 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import jax
 import jax.numpy as jnp
-from gymnax.environments import environment, spaces
-
-from learnenv import envs
-from learnenv.synthetic.bandit import SyntheticEnvParams
-from learnenv.synthetic.environment import SEHead
+from learnenv.synthetic.base import LearnedEnvironment, MLPHead, SyntheticEnvParams
 
 __all__ = ["RewardNetworkEnvironment"]
 
 
-class RewardNetworkEnvironment(environment.Environment):
+class RewardNetworkEnvironment(LearnedEnvironment):
     """The real ``real_env_name`` with the additive potential-based learned reward."""
+
+    short_name = "RN"
 
     def __init__(
         self,
@@ -42,30 +39,14 @@ class RewardNetworkEnvironment(environment.Environment):
         gamma: float = 0.99,
         **real_kwargs,
     ):
-        super().__init__()
-        self.real_env_name = real_env_name
-        if max_steps_in_episode:
-            real_kwargs = {"max_steps_in_episode": int(max_steps_in_episode), **real_kwargs}
-        self.real_env, self.real_env_params = envs.make(real_env_name, **real_kwargs)
-        self.obs_shape = envs.observation_shape(self.real_env, self.real_env_params)
-        self.obs_dim = int(self.obs_shape[0])
+        super().__init__(real_env_name, max_steps_in_episode, **real_kwargs)
         self.hidden_sizes = tuple(hidden_sizes)
         self.activation = activation
         self.gamma = float(gamma)
-        self.max_steps = int(self.real_env_params.max_steps_in_episode)
-        self.potential_net = SEHead(self.hidden_sizes, 1, activation)
+        self.potential_net = MLPHead(self.hidden_sizes, 1, activation)
 
-    def init_params(self, key) -> SyntheticEnvParams:
-        net = {"potential": self.potential_net.init(key, jnp.zeros((self.obs_dim,)))["params"]}
-        return SyntheticEnvParams(net, max_steps_in_episode=self.max_steps)
-
-    @property
-    def default_params(self) -> SyntheticEnvParams:
-        return self.init_params(jax.random.key(0))
-
-    def num_parameters(self, params: SyntheticEnvParams | None = None) -> int:
-        params = self.default_params if params is None else params
-        return int(sum(x.size for x in jax.tree.leaves(params.network_params)))
+    def init_network_params(self, key) -> dict:
+        return {"potential": self.potential_net.init(key, jnp.zeros((self.obs_dim,)))["params"]}
 
     def potential(self, network_params, obs):
         return self.potential_net.apply({"params": network_params["potential"]}, obs)[..., 0]
@@ -90,15 +71,5 @@ class RewardNetworkEnvironment(environment.Environment):
         return self.real_env.is_terminated(state, self.real_env_params)
 
     @property
-    def name(self) -> str:
-        return f"RN[{self.real_env_name}]"
-
-    @property
     def num_actions(self) -> int:
         return self.real_env.num_actions
-
-    def action_space(self, params=None):
-        return self.real_env.action_space(self.real_env_params)
-
-    def observation_space(self, params=None):
-        return spaces.Box(-jnp.inf, jnp.inf, self.obs_shape, jnp.float32)
