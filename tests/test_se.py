@@ -189,7 +189,7 @@ def test_save_and_load_se(tiny_config, tmp_path):
         np.testing.assert_array_equal(x, y)
     # and an agent trains on the loaded SE like on any gymnax env
     cfg = dqn.DQNConfig(total_timesteps=128, learning_starts=32, buffer_size=128, batch_size=8,
-                        hidden_sizes=(8,))
+                        train_freq=4, gradient_steps=1, hidden_sizes=(8,))
     result = jax.jit(dqn.make_train(cfg, env, loaded))(jax.random.key(0))
     assert result.metrics["timesteps"][-1] == 128
 
@@ -230,7 +230,7 @@ def test_train_with_eval_evaluates_on_schedule():
 
     env, params = envs.make("CartPole-v1", max_steps_in_episode=50)
     cfg = dqn.DQNConfig(total_timesteps=400, learning_starts=100, buffer_size=400, batch_size=8,
-                        train_freq=4, hidden_sizes=(8,))
+                        train_freq=4, gradient_steps=1, hidden_sizes=(8,))
     train = make_train_with_eval(cfg, env, params, env, params, eval_every=100, eval_episodes=2)
     out = jax.jit(jax.vmap(train))(jax.random.split(jax.random.key(0), 2))
     evals = np.asarray(out.metrics["eval_return"][0])

@@ -68,7 +68,8 @@ def agent_config(config: StepsToSolve, agent: str, budget: int):
 
     return DQNConfig(
         total_timesteps=budget, buffer_size=budget, batch_size=config.batch_size,
-        learning_starts=1_000, train_freq=4, hidden_sizes=tuple(config.hidden_sizes),
+        learning_starts=1_000, train_freq=4, gradient_steps=1, layer_norm=False,
+        anneal_lr=False, activation="relu", hidden_sizes=tuple(config.hidden_sizes),
         learning_rate=config.learning_rate, eps_end=0.05,
         exploration_fraction=min(1.0, config.exploration_steps / budget), **AGENTS[agent],
     )

@@ -80,7 +80,11 @@ CONTINUOUS_ALGORITHMS = ("ppo", "sac", "ddpg", "td3")
 
 
 def inner_config(algorithm: str, discrete: bool, total_timesteps: int = 10_000, **overrides):
-    """The inner-loop agent's fixed structure, as in the paper's configs."""
+    """The inner-loop agent's fixed structure, as in the paper's configs.
+
+    Every structural field is pinned here rather than taken from the agent's
+    defaults, which are tuned for training on real environments.
+    """
     activation = "tanh" if discrete else "relu"
     _, config_class = agent(algorithm)
     structure: dict[str, Any] = {
@@ -88,15 +92,16 @@ def inner_config(algorithm: str, discrete: bool, total_timesteps: int = 10_000, 
                     max_grad_norm=10.0, activation=activation, anneal_lr=False,
                     normalize_observations=False),
         "sac": dict(num_envs=5, buffer_size=2000, learning_starts=1000, batch_size=256,
-                    gradient_steps=2, activation=activation),
+                    train_freq=1, gradient_steps=2, anneal_lr=False, activation=activation),
         "dqn": dict(num_envs=10, buffer_size=2000, learning_starts=1000, batch_size=100,
-                    gradient_steps=1, target_update_interval=50, tau=1.0, dueling=True,
-                    max_grad_norm=10.0, eps_start=1.0, exploration_fraction=0.5,
-                    activation=activation),
+                    train_freq=1, gradient_steps=1, target_update_interval=50, tau=1.0,
+                    dueling=True, layer_norm=False, anneal_lr=False, max_grad_norm=10.0,
+                    eps_start=1.0, exploration_fraction=0.5, activation=activation),
         "ddpg": dict(num_envs=1, buffer_size=2000, learning_starts=1000, batch_size=100,
-                     activation=activation),
+                     train_freq=1, gradient_steps=1, anneal_lr=False, activation=activation),
         "td3": dict(num_envs=1, buffer_size=10_000, learning_starts=1000, batch_size=100,
-                    policy_delay=2, activation=activation),
+                    train_freq=1, gradient_steps=1, anneal_lr=False, policy_delay=2,
+                    activation=activation),
     }[algorithm]
     structure["hidden_sizes"] = (64, 64)
     structure.update(overrides)

@@ -185,6 +185,13 @@ def make_agent_config(config: SETrainingConfig, hidden_sizes, batch_size, total_
         batch_size=int(batch_size),
         learning_starts=min(config.learning_starts, max(total - config.train_freq, 0)),
         train_freq=config.train_freq,
+        # Pinned, not left to DQNConfig's defaults (tuned for real CartPole):
+        # one gradient step per round, no LayerNorm, constant lr, ReLU.
+        gradient_steps=1,
+        layer_norm=False,
+        anneal_lr=False,
+        activation="relu",
+        max_grad_norm=10.0,
         hidden_sizes=tuple(hidden_sizes),
         double=True,
         dueling=config.dueling,
