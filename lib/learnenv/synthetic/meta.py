@@ -27,8 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from evosax.algorithms import SNES
 
-import importlib
-
+from learnenv import agents
 from learnenv.agents.base import evaluate
 from learnenv.config import Config, field
 from learnenv.synthetic.bandit import SyntheticContextualBandit, SyntheticEnvParams, SyntheticMDP
@@ -56,23 +55,10 @@ PAPER_HYPERPARAMETERS: dict[str, dict[str, tuple]] = {
 # DQN's double flag changes the program, so it is sampled outside jit.
 DQN_DOUBLE_CHOICES = (True, False)
 
-# algorithm -> (module, config class): the inner-loop agents.
-_AGENTS = {
-    "ppo": ("learnenv.agents.ppo", "PPOConfig"),
-    "sac": ("learnenv.agents.sac", "SACConfig"),
-    "dqn": ("learnenv.agents.dqn", "DQNConfig"),
-    "ddpg": ("learnenv.agents.td3", "DDPGConfig"),
-    "td3": ("learnenv.agents.td3", "TD3Config"),
-}
-
-
 def agent(algorithm: str):
-    """``(module, config class)`` of an inner-loop algorithm."""
-    if algorithm not in _AGENTS:
-        raise ValueError(f"Unknown algorithm {algorithm!r}; valid: {', '.join(_AGENTS)}.")
-    module_name, config_name = _AGENTS[algorithm]
-    module = importlib.import_module(module_name)
-    return module, getattr(module, config_name)
+    """``(module, config class)`` of an inner-loop algorithm (from the agent registry)."""
+    spec = agents.get(algorithm)
+    return spec.module, spec.Config
 
 
 DISCRETE_ALGORITHMS = ("ppo", "sac", "dqn")
