@@ -44,6 +44,16 @@ def git_commit() -> str | None:
         return None  # no repository, or no commit yet
 
 
+def git_dirty() -> bool | None:
+    """Whether tracked files differ from the commit (the numbers are then not the commit's)."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                             capture_output=True, text=True, check=True)
+        return bool(out.stdout.strip())
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return None
+
+
 def hardware() -> dict:
     info = {
         "machine": platform.machine(),
@@ -106,10 +116,10 @@ def main(argv: list[str] | None = None) -> dict:
                                      args.eval_episodes, greedy=True)
     ))
     eval_keys = jax.random.split(jax.random.key(args.seed + 1), args.seeds)
-    returns = np.asarray(evaluate_all(result.params, eval_keys))  # (seeds, episodes)
+    returns = np.asarray(evaluate_all(result.params, eval_keys), np.float64)  # (seeds, episodes)
     per_seed = returns.mean(axis=1)
     solved = int((per_seed >= SOLVED).sum())
-    train_curve = np.asarray(result.metrics["episode_return"])  # (seeds, updates)
+    train_curve = np.asarray(result.metrics["episode_return"], np.float64)  # (seeds, updates)
 
     print(f"PPO CartPole-v1: {args.seeds} seeds x {steps_per_seed:,} steps "
           f"({config.num_updates} updates), one jitted vmapped call")
@@ -125,6 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
         "benchmark": "ppo_cartpole",
         "command": " ".join([Path(sys.executable).name] + sys.argv),
         "git_commit": git_commit(),
+        "git_dirty": git_dirty(),
         "timestamp_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "hardware": hardware(),
         "load_average_before": load_before,

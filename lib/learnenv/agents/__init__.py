@@ -76,7 +76,9 @@ def get(name: str) -> AgentSpec:
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise ImportError(f"Agent {name!r} could not be imported from {module_name}: {err}") from err
+        raise ImportError(
+            f"Agent {name!r} could not be imported from {module_name}: {err}"
+        ) from err
     try:
         config_class = getattr(module, config_name)
     except AttributeError as err:
