@@ -28,6 +28,16 @@ def activation(name: str) -> Callable:
     return ACTIVATIONS[name]
 
 
+def check_hidden_sizes(owner: str, hidden_sizes) -> None:
+    """Raise an error naming ``owner.hidden_sizes`` unless it is a tuple of positive ints."""
+    if not hidden_sizes or any(
+        not isinstance(h, int) or isinstance(h, bool) or h < 1 for h in hidden_sizes
+    ):
+        raise ValueError(
+            f"{owner}.hidden_sizes={hidden_sizes!r} must be a non-empty tuple of positive ints."
+        )
+
+
 def orthogonal(scale: float = 1.0) -> Callable:
     """``nn.initializers.orthogonal`` without LAPACK: same distribution, same values.
 

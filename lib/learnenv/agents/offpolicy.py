@@ -39,7 +39,7 @@ from flax import struct
 from gymnax.environments import spaces
 
 from learnenv.agents.base import TrainResult
-from learnenv.agents.networks import MLP, activation, dense
+from learnenv.agents.networks import MLP, activation, check_hidden_sizes, dense
 from learnenv.config import Config, field
 from learnenv.envs.wrappers import EpisodeStatistics
 
@@ -62,13 +62,7 @@ class OffPolicyConfig(Config):
 
     def validate(self) -> None:
         name = type(self).__name__
-        if not self.hidden_sizes or any(
-            not isinstance(h, int) or isinstance(h, bool) or h < 1 for h in self.hidden_sizes
-        ):
-            raise ValueError(
-                f"{name}.hidden_sizes={self.hidden_sizes!r} must be a non-empty tuple of "
-                "positive ints."
-            )
+        check_hidden_sizes(name, self.hidden_sizes)
         if self.batch_size > self.buffer_size:
             raise ValueError(
                 f"{name}.batch_size={self.batch_size} must not exceed "

@@ -52,7 +52,7 @@ from learnenv.agents.distributions import (
     gaussian_entropy,
     gaussian_log_prob,
 )
-from learnenv.agents.networks import ACTIVATIONS, MLP, dense
+from learnenv.agents.networks import ACTIVATIONS, MLP, check_hidden_sizes, dense
 from learnenv.agents.offpolicy import ActionSpace, adam
 from learnenv.config import Config, field
 from learnenv.envs.wrappers import (
@@ -118,13 +118,7 @@ class PPOConfig(Config):
 
     def validate(self) -> None:
         name = type(self).__name__
-        if not self.hidden_sizes or any(
-            not isinstance(h, int) or isinstance(h, bool) or h < 1 for h in self.hidden_sizes
-        ):
-            raise ValueError(
-                f"{name}.hidden_sizes={self.hidden_sizes!r} must be a non-empty tuple of "
-                "positive ints."
-            )
+        check_hidden_sizes(name, self.hidden_sizes)
         if self.batch_size % self.num_minibatches:
             raise ValueError(
                 f"{name}: num_envs * num_steps = {self.num_envs} * {self.num_steps} = "
