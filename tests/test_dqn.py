@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from learnenv.agents import dqn, offpolicy
-from learnenv.agents.base import evaluate
+from learnenv.agents.base import batched_hyperparams, evaluate
 from learnenv.envs import make
 
 # Small budget that still shows learning: random CartPole-v1 scores about 22.
@@ -43,8 +43,7 @@ def runs(cartpole):
     env, env_params = cartpole
     train = jax.jit(jax.vmap(dqn.make_train(LEARN, env, env_params)))
     keys = jax.random.split(jax.random.key(0), len(LEARNING_RATES))
-    hps = jax.tree.map(lambda x: jnp.full(len(LEARNING_RATES), x), LEARN.hyperparams())
-    hps = hps.replace(learning_rate=jnp.array(LEARNING_RATES))
+    hps = batched_hyperparams(LEARN, len(LEARNING_RATES), learning_rate=LEARNING_RATES)
     result = jax.block_until_ready(train(keys, hps))
     return train, keys, hps, result
 

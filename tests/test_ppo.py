@@ -13,7 +13,7 @@ import pytest
 
 from learnenv import agents, envs
 from learnenv.agents import ppo
-from learnenv.agents.base import evaluate
+from learnenv.agents.base import batched_hyperparams, evaluate
 from toy_learned_env import ToyLearnedEnv, random_params
 
 CARTPOLE = ppo.PPOConfig(total_timesteps=100_000)  # purejaxrl's settings, 1/5 of the budget
@@ -21,12 +21,6 @@ RANDOM_CARTPOLE_RETURN = 22.0  # a uniformly random policy, for reference
 NUM_SEEDS = 4
 LEARNING_RATES = (1e-6, 3e-5, 1e-4, 3e-4, 1e-3, 2.5e-3, 5e-3, 1e-2)
 EVAL_EPISODES = 8
-
-
-def batched_hyperparams(config, n, **fields):
-    """``config.hyperparams()`` with every leaf broadcast to ``(n,)``, some replaced."""
-    hps = jax.tree.map(lambda x: jnp.full((n,), x, jnp.float32), config.hyperparams())
-    return hps.replace(**{k: jnp.asarray(v, jnp.float32) for k, v in fields.items()})
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from learnenv.agents import sac
-from learnenv.agents.base import evaluate
+from learnenv.agents.base import batched_hyperparams, evaluate
 from learnenv.envs import make
 
 # Measured: with these settings both seeds reach about -150 greedy after 8k steps;
@@ -40,8 +40,7 @@ def pendulum_runs():
     env, env_params = make("Pendulum-v1")
     train = jax.jit(jax.vmap(sac.make_train(PENDULUM, env, env_params)))
     keys = jax.random.split(jax.random.key(0), len(LEARNING_RATES))
-    hps = jax.tree.map(lambda x: jnp.full(len(LEARNING_RATES), x), PENDULUM.hyperparams())
-    hps = hps.replace(learning_rate=jnp.array(LEARNING_RATES))
+    hps = batched_hyperparams(PENDULUM, len(LEARNING_RATES), learning_rate=LEARNING_RATES)
     result = jax.block_until_ready(train(keys, hps))
     return env, env_params, train, keys, hps, result
 

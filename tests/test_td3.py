@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from learnenv.agents import td3
-from learnenv.agents.base import evaluate
+from learnenv.agents.base import batched_hyperparams, evaluate
 from learnenv.envs import make
 
 # Measured: random Pendulum-v1 scores about -1200; these budgets reach about -150.
@@ -37,8 +37,7 @@ def td3_runs():
     env, env_params = make("Pendulum-v1")
     train = jax.jit(jax.vmap(td3.make_train(TD3, env, env_params)))
     keys = jax.random.split(jax.random.key(0), len(LEARNING_RATES))
-    hps = jax.tree.map(lambda x: jnp.full(len(LEARNING_RATES), x), TD3.hyperparams())
-    hps = hps.replace(learning_rate=jnp.array(LEARNING_RATES))
+    hps = batched_hyperparams(TD3, len(LEARNING_RATES), learning_rate=LEARNING_RATES)
     result = jax.block_until_ready(train(keys, hps))
     return env, env_params, train, keys, hps, result
 

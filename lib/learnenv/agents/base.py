@@ -6,7 +6,7 @@ Every agent module follows the same shape (purejaxrl style)::
     train = make_train(config, env, env_params)         # pure function
     result = jax.jit(train)(key)                        # -> TrainResult
     results = jax.jit(jax.vmap(train))(keys)            # many seeds at once
-    hps = jax.vmap(lambda lr: config.hyperparams().replace(learning_rate=lr))(lrs)
+    hps = batched_hyperparams(config, len(lrs), learning_rate=lrs)
     results = jax.jit(jax.vmap(train, in_axes=(None, 0)))(key, hps)  # every leaf batched
     policy = make_policy(config, env, env_params)       # policy(params, obs, key, greedy)
 
@@ -27,6 +27,16 @@ from flax import struct
 
 # policy(params, obs, key, greedy) -> action
 Policy = Callable[[Any, jax.Array, jax.Array, bool], jax.Array]
+
+
+def batched_hyperparams(config: Any, n: int, **fields: Any) -> Any:
+    """``config.hyperparams()`` with every field broadcast to ``(n,)``, some replaced.
+
+    ``jax.vmap(train, in_axes=(0, 0))(keys, batched_hyperparams(config, 8,
+    learning_rate=lrs))`` then trains 8 agents, one per learning rate.
+    """
+    hps = jax.tree.map(lambda x: jnp.full((n,), x, jnp.float32), config.hyperparams())
+    return hps.replace(**{k: jnp.asarray(v, jnp.float32) for k, v in fields.items()})
 
 
 @struct.dataclass
