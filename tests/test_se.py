@@ -237,3 +237,30 @@ def test_train_with_eval_evaluates_on_schedule():
     steps = np.asarray(out.metrics["timesteps"][0])
     done = ~np.isnan(evals) & (steps > cfg.learning_starts)
     np.testing.assert_array_equal(steps[done], [200, 300, 400])
+
+
+@pytest.mark.parametrize("agent", ["dqn", "sac"])
+def test_train_with_eval_leaves_training_unchanged(agent):
+    """The evaluation hook only adds ``eval_return``: same keys, same trained weights."""
+    import importlib
+
+    from learnenv import envs
+    from learnenv.synthetic.se_analysis import make_train_with_eval
+
+    module = importlib.import_module(f"learnenv.agents.{agent}")
+    config_cls = module.DQNConfig if agent == "dqn" else module.SACConfig
+    env, params = envs.make("CartPole-v1", max_steps_in_episode=50)
+    cfg = config_cls(total_timesteps=240, learning_starts=80, buffer_size=240, batch_size=8,
+                     train_freq=4, gradient_steps=1, hidden_sizes=(8,))
+    key = jax.random.key(3)
+    plain = jax.jit(module.make_train(cfg, env, params))(key)
+    train = make_train_with_eval(cfg, env, params, env, params, eval_every=80,
+                                 eval_episodes=2, agent=module)
+    hooked = jax.jit(train)(key)
+    for a, b in zip(jax.tree.leaves(plain.params), jax.tree.leaves(hooked.params)):
+        np.testing.assert_array_equal(a, b)
+    evals = np.asarray(hooked.metrics["eval_return"])
+    steps = np.asarray(hooked.metrics["timesteps"])
+    done = ~np.isnan(evals) & (steps > cfg.learning_starts)
+    np.testing.assert_array_equal(steps[done], [160, 240])
+    assert np.all((evals[done] >= 1) & (evals[done] <= 50))

@@ -3,8 +3,9 @@
     python -m learnenv run se-steps-to-solve --preset quick --out runs/se-steps
     python -m learnenv run se-steps-to-solve --set eval_every=250
 
-Agents (DDQN, dueling DDQN, and plain DQN with hard target copies, which the SE
-never saw during its training) with log-uniformly varied learning rates train
+Agents (DDQN, which the SE was trained for; dueling DDQN and discrete SAC,
+which it never saw during its training; optionally plain DQN with hard target
+copies) with log-uniformly varied learning rates train
 on each environment; every ``eval_every`` of their steps their greedy policy is
 evaluated on the *real* env (``eval_episodes`` episodes). Reported per agent:
 the step of the first evaluation at or above ``solved_return`` and whether all
@@ -22,11 +23,15 @@ from learnenv.config import Config, field
 from learnenv.experiments import register
 
 AGENTS = {
-    # name: DQNConfig changes
-    "DDQN": dict(double=True, dueling=False, target_update_interval=1, tau=0.01),
-    "dueling DDQN": dict(double=True, dueling=True, target_update_interval=1, tau=0.01),
-    "DQN (hard target)": dict(double=False, dueling=False, target_update_interval=100, tau=1.0),
+    # name: (agent module, config changes)
+    "DDQN": ("dqn", dict(double=True, dueling=False, target_update_interval=1, tau=0.01)),
+    "dueling DDQN": ("dqn", dict(double=True, dueling=True, target_update_interval=1, tau=0.01)),
+    "DQN (hard target)": ("dqn", dict(double=False, dueling=False, target_update_interval=100,
+                                      tau=1.0)),
+    # Discrete SAC: a categorical actor and twin critics, no epsilon schedule.
+    "SAC (discrete)": ("sac", dict(tau=0.02)),
 }
+DEFAULT_AGENTS = ("DDQN", "dueling DDQN", "SAC (discrete)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,11 +39,11 @@ class StepsToSolve(Config):
     env_name: str = "CartPole-v1"
     max_steps_in_episode: int = field(200, low=0)
     synthetic: tuple = ("se-cartpole",)  # pretrained names or checkpoint paths
-    agents: tuple = tuple(AGENTS)
+    agents: tuple = DEFAULT_AGENTS
     num_agents: int = field(8, low=1, doc="per (agent type, environment)")
-    synthetic_budget: int = field(10_000, low=1, doc="training steps on the SE/RN")
-    real_budget: int = field(30_000, low=1, doc="training steps on the real env")
-    exploration_steps: int = field(2_000, low=1, doc="epsilon decay length, same everywhere")
+    synthetic_budget: int = field(10_000, low=1, doc="training steps on an SE")
+    real_budget: int = field(30_000, low=1, doc="training steps on the real env (and an RN)")
+    exploration_steps: int = field(2_000, low=1, doc="epsilon decay length (DQNs), same everywhere")
     eval_every: int = field(1_000, low=4)
     eval_episodes: int = field(10, low=1)
     solved_return: float = 195.0
@@ -63,16 +68,30 @@ def load_synthetic(name_or_path: str):
     return load_se(name_or_path)
 
 
+def agent_module(agent: str):
+    """The :mod:`learnenv.agents` module that trains ``agent``."""
+    import importlib
+
+    if agent not in AGENTS:
+        raise ValueError(f"Unknown agent {agent!r}; valid: {', '.join(AGENTS)}.")
+    return importlib.import_module(f"learnenv.agents.{AGENTS[agent][0]}")
+
+
 def agent_config(config: StepsToSolve, agent: str, budget: int):
+    """One agent's config: the same loop settings (buffer, warm-up, update rate) for all."""
+    kind, changes = AGENTS[agent]
+    common = dict(total_timesteps=budget, buffer_size=budget, batch_size=config.batch_size,
+                  learning_starts=1_000, train_freq=4, gradient_steps=1, anneal_lr=False,
+                  activation="relu", hidden_sizes=tuple(config.hidden_sizes),
+                  learning_rate=config.learning_rate)
+    if kind == "sac":
+        from learnenv.agents.sac import SACConfig
+
+        return SACConfig(**common, **changes)
     from learnenv.agents.dqn import DQNConfig
 
-    return DQNConfig(
-        total_timesteps=budget, buffer_size=budget, batch_size=config.batch_size,
-        learning_starts=1_000, train_freq=4, gradient_steps=1, layer_norm=False,
-        anneal_lr=False, activation="relu", hidden_sizes=tuple(config.hidden_sizes),
-        learning_rate=config.learning_rate, eps_end=0.05,
-        exploration_fraction=min(1.0, config.exploration_steps / budget), **AGENTS[agent],
-    )
+    return DQNConfig(**common, layer_norm=False, eps_end=0.05,
+                     exploration_fraction=min(1.0, config.exploration_steps / budget), **changes)
 
 
 def measure(config: StepsToSolve, train_env, train_params, agent: str, budget: int, key) -> dict:
@@ -88,7 +107,8 @@ def measure(config: StepsToSolve, train_env, train_params, agent: str, budget: i
         {"max_steps_in_episode": config.max_steps_in_episode} if config.max_steps_in_episode else {}))
     cfg = agent_config(config, agent, budget)
     train = make_train_with_eval(cfg, train_env, train_params, real_env, real_params,
-                                 config.eval_every, config.eval_episodes)
+                                 config.eval_every, config.eval_episodes,
+                                 agent=agent_module(agent))
     k_seed, k_lr = jax.random.split(key)
     lrs = sample_learning_rates(k_lr, config.num_agents, config.learning_rate, config.lr_factor)
     hps = jax.vmap(lambda lr: cfg.hyperparams().replace(learning_rate=lr))(lrs)
@@ -111,12 +131,18 @@ def run(config: StepsToSolve, out_dir: Path, key: Any) -> dict[str, Any]:
     real_env, real_params = envs.make(config.env_name, **(
         {"max_steps_in_episode": config.max_steps_in_episode} if config.max_steps_in_episode else {}))
     environments = {"real": (real_env, real_params, config.real_budget)}
+    from learnenv.synthetic.reward_network import RewardNetworkEnvironment
+
     for name in config.synthetic:
         env, params = load_synthetic(name)
-        environments[name] = (env, params, config.synthetic_budget)
+        # A reward network keeps the real dynamics: it gets the real env's budget.
+        rn = isinstance(env, RewardNetworkEnvironment)
+        environments[name] = (env, params, config.real_budget if rn else config.synthetic_budget)
     results: dict[str, Any] = {"protocol": {
         "eval_every": config.eval_every, "eval_episodes": config.eval_episodes,
         "solved_return": config.solved_return,
+        "budgets": {name: b for name, (_, _, b) in environments.items()},
+        "exploration_steps": config.exploration_steps,
         "first_solve": "first evaluation with mean greedy return >= solved_return",
         "stays_solved": "every later evaluation up to the end of the budget also solved",
     }}
@@ -168,8 +194,8 @@ def steps_figure(table, config: StepsToSolve):
 
 register(
     "se-steps-to-solve",
-    "Training steps until DDQN, dueling DDQN and DQN solve real CartPole-200, trained on the "
-    "learned SE vs on the real env (first solve and stays solved).",
+    "Training steps until DDQN, dueling DDQN and discrete SAC solve real CartPole-200, trained "
+    "on the learned SE vs on the real env (first solve and stays solved).",
     presets=PRESETS,
     run=run,
 )

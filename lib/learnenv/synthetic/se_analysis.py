@@ -12,8 +12,11 @@ protocol is returned with them.
 The evaluation runs inside the jitted, vmapped training: the DQN update is
 wrapped so that, whenever the step count reaches a multiple of ``eval_every``,
 the current greedy policy is rolled out on the real environment (a
-``lax.cond`` on the update counter, which is the same for every vmapped agent,
-so only the due updates pay for it).
+``lax.cond`` on an update counter kept next to the agent's state, which is the
+same for every vmapped agent, so only the due updates pay for it). The agent's
+own functions are taken from its ``make_train`` by intercepting its call to
+the shared off-policy loop, so this works for every agent built on that loop
+(DQN variants, SAC) without changing them.
 
 **Histograms**: the states and rewards an agent meets while training in the SE
 versus in the real environment (the paper's Figure on "cutting
@@ -34,15 +37,22 @@ __all__ = ["make_train_with_eval", "steps_to_solve", "summarise_steps", "rollout
 
 
 def make_train_with_eval(agent_config, train_env, train_env_params, eval_env, eval_env_params,
-                         eval_every: int, eval_episodes: int = 10):
-    """``train(key, hps, env_params)`` of DQN whose metrics add ``eval_return``.
+                         eval_every: int, eval_episodes: int = 10, agent=None):
+    """``train(key, hps, env_params)`` of an off-policy agent whose metrics add ``eval_return``.
 
+    ``agent`` is the agent's module (:mod:`learnenv.agents.dqn`, the default, or
+    :mod:`learnenv.agents.sac`): anything whose ``make_train`` hands its pieces
+    to :func:`learnenv.agents.offpolicy.make_offpolicy_train`.
     ``eval_return`` is the mean greedy return on ``eval_env`` after the update
     that brings training to a multiple of ``eval_every`` env steps, NaN in other
     rounds. ``eval_every`` must be a multiple of ``num_envs * train_freq``.
     """
-    from learnenv.agents import dqn
+    import inspect
+
+    from learnenv.agents import dqn, offpolicy
     from learnenv.agents.base import evaluate
+
+    agent_mod = dqn if agent is None else agent
 
     spr = agent_config.steps_per_round
     if eval_every % spr or agent_config.gradient_steps != 1:
@@ -51,37 +61,49 @@ def make_train_with_eval(agent_config, train_env, train_env_params, eval_env, ev
             "(and gradient_steps must be 1)."
         )
     warmup = agent_config.num_warmup_rounds
-    policy = dqn.make_policy(agent_config, eval_env, eval_env_params)
+    policy = agent_mod.make_policy(agent_config, eval_env, eval_env_params)
 
-    # dqn.make_train hands its init/explore/update functions to the shared
-    # off-policy loop; we intercept them and add the evaluation to ``update``.
+    # The agent's make_train hands its init/explore/update functions to the
+    # shared off-policy loop; we intercept them (bound by name, so argument
+    # order does not matter) and add the evaluation to ``update``.
     captured = {}
+    signature = inspect.signature(offpolicy.make_offpolicy_train)
 
     def capture(*args, **kwargs):
-        captured["args"], captured["kwargs"] = args, kwargs
+        captured.update(signature.bind(*args, **kwargs).arguments)
         return None
 
-    with mock.patch.object(dqn, "make_offpolicy_train", capture):
-        dqn.make_train(agent_config, train_env, train_env_params)
-    args, kwargs = list(captured["args"]), dict(captured["kwargs"])
-    update = args[6]
-    result_params = kwargs["result_params"]
+    with mock.patch.object(agent_mod, "make_offpolicy_train", capture):
+        agent_mod.make_train(agent_config, train_env, train_env_params)
+    init, explore = captured["init"], captured["explore"]
+    update, result_params = captured["update"], captured["result_params"]
+
+    # The agent state is paired with a count of its updates (agents do not all
+    # keep one), which says when an evaluation is due.
+    def init_counted(key, hps, obs):
+        return init(key, hps, obs), jnp.zeros((), jnp.int32)
+
+    def explore_counted(agent, obs, key, timestep, hps):
+        return explore(agent[0], obs, key, timestep, hps)
 
     def update_with_eval(agent, batch, key, hps):
-        agent, metrics = update(agent, batch, key, hps)
-        step = (warmup + agent.num_updates) * spr  # env steps after this round
+        inner, count = agent
+        inner, metrics = update(inner, batch, key, hps)
+        count = count + 1
+        step = (warmup + count) * spr  # env steps after this round
         due = step % eval_every == 0
 
         def run_eval(_):
-            returns = evaluate(policy, result_params(agent), eval_env, eval_env_params,
+            returns = evaluate(policy, result_params(inner), eval_env, eval_env_params,
                                jax.random.fold_in(key, 7), eval_episodes, greedy=True)
             return returns.mean()
 
         metrics["eval_return"] = jax.lax.cond(due, run_eval, lambda _: jnp.float32(jnp.nan), None)
-        return agent, metrics
+        return (inner, count), metrics
 
-    args[6] = update_with_eval
-    return dqn.make_offpolicy_train(*args, **kwargs)
+    captured.update(init=init_counted, explore=explore_counted, update=update_with_eval,
+                    result_params=lambda agent: result_params(agent[0]))
+    return offpolicy.make_offpolicy_train(**captured)
 
 
 @dataclasses.dataclass(frozen=True)
