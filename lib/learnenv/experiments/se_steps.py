@@ -89,8 +89,9 @@ def agent_config(config: StepsToSolve, agent: str, budget: int):
 
         return SACConfig(**common, **changes)
     from learnenv.agents.dqn import DQNConfig
+    from learnenv.synthetic.se_training import pinned_dqn_loss
 
-    return DQNConfig(**common, layer_norm=False, eps_end=0.05,
+    return DQNConfig(**common, **pinned_dqn_loss(), layer_norm=False, eps_end=0.05,
                      exploration_fraction=min(1.0, config.exploration_steps / budget), **changes)
 
 

@@ -180,6 +180,7 @@ def make_agent_config(config: SETrainingConfig, hidden_sizes, batch_size, total_
 
     total = int(total_timesteps or config.inner_timesteps)
     return DQNConfig(
+        **pinned_dqn_loss(),
         total_timesteps=total,
         buffer_size=max(total, int(batch_size)),
         batch_size=int(batch_size),
@@ -202,6 +203,19 @@ def make_agent_config(config: SETrainingConfig, hidden_sizes, batch_size, total_
         eps_end=config.eps_end,
         exploration_fraction=config.exploration_fraction,
     )
+
+
+def pinned_dqn_loss() -> dict:
+    """``{"loss": "huber"}`` where DQNConfig has a ``loss`` field, else nothing.
+
+    The shipped SEs were learned, and the chapter's steps were measured, with
+    the Huber TD loss; pinning it keeps them reproducible when DQN's default
+    changes.
+    """
+    from learnenv.agents.dqn import DQNConfig
+
+    names = {f.name for f in dataclasses.fields(DQNConfig)}
+    return {"loss": "huber"} if "loss" in names else {}
 
 
 def sample_learning_rates(key, n: int, lr: float, factor: float) -> jax.Array:
