@@ -80,7 +80,9 @@ def agent_module(agent: str):
 def agent_config(config: StepsToSolve, agent: str, budget: int):
     """One agent's config: the same loop settings (buffer, warm-up, update rate) for all."""
     kind, changes = AGENTS[agent]
-    common = dict(total_timesteps=budget, buffer_size=budget, batch_size=config.batch_size,
+    # Every loop setting pinned: the agents' defaults are tuned for other uses.
+    common = dict(total_timesteps=budget, num_envs=1, buffer_size=budget,
+                  batch_size=config.batch_size, gamma=0.99,
                   learning_starts=1_000, train_freq=4, gradient_steps=1, anneal_lr=False,
                   activation="relu", hidden_sizes=tuple(config.hidden_sizes),
                   learning_rate=config.learning_rate)
@@ -91,7 +93,8 @@ def agent_config(config: StepsToSolve, agent: str, budget: int):
     from learnenv.agents.dqn import DQNConfig
     from learnenv.synthetic.se_training import pinned_dqn_loss
 
-    return DQNConfig(**common, **pinned_dqn_loss(), layer_norm=False, eps_end=0.05,
+    return DQNConfig(**common, **pinned_dqn_loss(), layer_norm=False, max_grad_norm=10.0,
+                     eps_start=1.0, eps_end=0.05,
                      exploration_fraction=min(1.0, config.exploration_steps / budget), **changes)
 
 

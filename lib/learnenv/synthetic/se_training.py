@@ -182,12 +182,15 @@ def make_agent_config(config: SETrainingConfig, hidden_sizes, batch_size, total_
     return DQNConfig(
         **pinned_dqn_loss(),
         total_timesteps=total,
+        num_envs=1,
+        eps_start=1.0,
         buffer_size=max(total, int(batch_size)),
         batch_size=int(batch_size),
         learning_starts=min(config.learning_starts, max(total - config.train_freq, 0)),
         train_freq=config.train_freq,
-        # Pinned, not left to DQNConfig's defaults (tuned for real CartPole):
-        # one gradient step per round, no LayerNorm, constant lr, ReLU.
+        # Every field pinned, not left to DQNConfig's defaults (tuned for real
+        # CartPole, and changed since the shipped SEs were learned): one env,
+        # one gradient step per round, no LayerNorm, constant lr, ReLU, Huber.
         gradient_steps=1,
         layer_norm=False,
         anneal_lr=False,
