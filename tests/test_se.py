@@ -264,3 +264,23 @@ def test_train_with_eval_leaves_training_unchanged(agent):
     done = ~np.isnan(evals) & (steps > cfg.learning_starts)
     np.testing.assert_array_equal(steps[done], [160, 240])
     assert np.all((evals[done] >= 1) & (evals[done] <= 50))
+
+
+def test_inner_loop_agents_do_not_follow_agent_defaults():
+    """The SE loops pin their DQN settings: changing DQNConfig's defaults must not change them."""
+    import dataclasses
+
+    from learnenv.agents.dqn import DQNConfig
+    from learnenv.experiments.se_steps import StepsToSolve, agent_config
+    from learnenv.synthetic import se_training as st
+
+    pinned = st.make_agent_config(st.SETrainingConfig(), (64,), 64)
+    steps = agent_config(StepsToSolve(), "DDQN", 10_000)
+    for cfg in (pinned, steps):
+        assert cfg.num_envs == 1 and cfg.train_freq == 4 and cfg.gradient_steps == 1
+        assert not cfg.layer_norm and not cfg.anneal_lr and cfg.double
+        if "loss" in {f.name for f in dataclasses.fields(DQNConfig)}:
+            assert cfg.loss == "huber"
+    assert pinned.hidden_sizes == (64,) and pinned.batch_size == 64
+    assert pinned.total_timesteps == 10_000 and pinned.learning_rate == 1e-3
+    assert steps.exploration_fraction == 2_000 / 10_000
