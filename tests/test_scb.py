@@ -131,3 +131,108 @@ def test_meta_training_runs_and_resumes_identically(tmp_path, monkeypatch):
     for a, b in zip(jax.tree.leaves(full["env_params"].network_params),
                     jax.tree.leaves(resumed["env_params"].network_params)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_fast_inner_structure_keeps_the_budget_and_refuses_unknown_layouts():
+    for algorithm in ("ppo", "dqn", "sac"):
+        paper = inner_config(algorithm, True)
+        fast = inner_config(algorithm, True, structure="fast")
+        assert paper.total_timesteps == fast.total_timesteps == 10_000
+        assert fast.num_envs > paper.num_envs
+    with pytest.raises(ValueError, match="inner structure"):
+        inner_config("ppo", True, structure="slow")
+    with pytest.raises(ValueError, match="SCBMetaConfig.inner_structure"):
+        SCBMetaConfig(inner_structure="slow")
+
+
+def _hand_made_cartpole_scb(scb):
+    """An SCB that teaches the controller "push right iff angle + 0.25 * angular velocity > 0".
+
+    Context: s = scale * z, z ~ N(0, I) (ReLU units for z and -z). Reward:
+    r(s, right) = relu(f), r(s, left) = relu(-f) with f = angle + 0.25 * angular
+    velocity, so r(s, right) - r(s, left) = f. That linear rule alone keeps
+    real CartPole-v1 up for all 500 steps.
+    """
+    params = scb.init_params(jax.random.key(0))
+    scale = np.array([0.5, 0.5, 0.1, 0.5], np.float32)
+    c0, c1 = np.zeros((4, 32), np.float32), np.zeros((32, 4), np.float32)
+    for i in range(4):
+        c0[i, i], c0[i, 4 + i] = 1.0, -1.0
+        c1[i, i], c1[4 + i, i] = scale[i], -scale[i]
+    r0, r1 = np.zeros((6, 32), np.float32), np.zeros((32, 1), np.float32)
+    big = 100.0
+    r0[2, 0], r0[3, 0], r0[4, 0] = 1.0, 0.25, -big  # relu(f - big * [left])
+    r0[2, 1], r0[3, 1], r0[5, 1] = -1.0, -0.25, -big  # relu(-f - big * [right])
+    r1[0, 0] = r1[1, 0] = 1.0
+    zeros = jax.tree.map(jnp.zeros_like, params.network_params)
+    net = {
+        "context": {"Dense_0": {"kernel": jnp.asarray(c0), "bias": zeros["context"]["Dense_0"]["bias"]},
+                    "Dense_1": {"kernel": jnp.asarray(c1), "bias": zeros["context"]["Dense_1"]["bias"]}},
+        "reward": {"Dense_0": {"kernel": jnp.asarray(r0), "bias": zeros["reward"]["Dense_0"]["bias"]},
+                   "Dense_1": {"kernel": jnp.asarray(r1), "bias": zeros["reward"]["Dense_1"]["bias"]}},
+    }
+    return params.replace(network_params=net)
+
+
+@pytest.mark.slow
+def test_agents_trained_on_a_good_scb_solve_the_real_env_and_transfer_reports_them():
+    from learnenv.synthetic import scb_eval
+
+    scb = SyntheticContextualBandit("CartPole-v1")
+    params = _hand_made_cartpole_scb(scb)
+    states = np.array([[0, 0, 0.1, 0.0], [0, 0, -0.1, 0.0], [0, 0, 0.0, 1.0]], np.float32)
+    r = scb_eval.reward_landscape(scb, params, states, actions=(0, 1))
+    np.testing.assert_allclose(r[1] - r[0], [0.1, -0.1, 0.25], atol=1e-6)
+    # Fresh PPO agents with sampled hyperparameters, 10k steps on the SCB, scored on
+    # real CartPole-v1: a correct one-step reward is enough to balance for 500 steps.
+    out = scb_eval.transfer("CartPole-v1", params, jax.random.key(0), algorithms=("ppo",),
+                            num_configs=4, num_eval_episodes=4)
+    row = out["ppo"]
+    assert row["returns"].shape == (4,) and row["learning_rate"].shape == (4,)
+    assert len(set(row["learning_rate"].tolist()) | set(row["gamma"].tolist())) > 1
+    assert np.sum(row["returns"] >= 475) >= 2, row
+
+
+def test_feature_importance_finds_the_features_the_reward_uses():
+    from learnenv.synthetic import scb_eval
+
+    scb = SyntheticContextualBandit("CartPole-v1")
+    params = scb.init_params(jax.random.key(0))
+    net = jax.tree.map(jnp.zeros_like, params.network_params)
+    k = np.zeros((6, 32), np.float32)
+    k[2, 0], k[4, 0] = 1.0, 1.0  # hidden unit 0 = relu(angle + [action 0])
+    net["reward"]["Dense_0"]["kernel"] = jnp.asarray(k)
+    net["reward"]["Dense_1"]["kernel"] = jnp.asarray(np.eye(32, 1, dtype=np.float32))
+    params = params.replace(network_params=net)
+    states = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    imp = scb_eval.feature_importance(scb, params, states, actions=(0, 1))
+    assert imp.shape == (4,)
+    assert imp[2] > 0 and np.allclose(imp[[0, 1, 3]], 0)
+
+
+def test_scb_saves_and_loads_in_one_call_and_refuses_other_checkpoints(tmp_path):
+    from learnenv import io
+    from learnenv.synthetic import meta
+
+    cfg = SCBMetaConfig(env_name="Acrobot-v1")
+    env = meta.make_synthetic_env(cfg)
+    params = env.init_params(jax.random.key(3))
+    meta.save_scb(tmp_path / "scb", cfg, params, extra={"note": "test"})
+    loaded_env, loaded = meta.load_scb(tmp_path / "scb")
+    assert loaded_env.name == env.name and loaded.max_steps_in_episode == 1
+    for a, b in zip(jax.tree.leaves(params.network_params), jax.tree.leaves(loaded.network_params)):
+        np.testing.assert_array_equal(a, b)
+    io.save(tmp_path / "agent", params={"w": jnp.zeros(3)}, env_name="CartPole-v1")
+    with pytest.raises(io.CheckpointError, match="not a synthetic contextual bandit"):
+        meta.load_scb(tmp_path / "agent")
+
+
+def test_scb_experiments_are_registered_with_both_presets():
+    from learnenv import experiments
+
+    for name in ("scb-cartpole", "scb-acrobot", "scb-mountaincar",
+                 "scb-mountaincar-continuous", "scb-pendulum"):
+        exp = experiments.get(name)
+        assert set(exp.presets) == {"quick", "full"}
+        full = exp.presets["full"]
+        assert full.sigma_init == 0.05 and full.inner_structure == "paper"
