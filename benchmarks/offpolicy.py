@@ -52,8 +52,11 @@ def one_step_configs():
     """10k steps each, as in the synthetic contextual bandit chapter's inner loop."""
     small = dict(total_timesteps=10_000, hidden_sizes=(64, 64), learning_starts=1_000)
     return {
+        # Pinned to the DQN defaults these one-step numbers were measured with.
         "dqn": (dqn, dqn.DQNConfig(**small, train_freq=64, gradient_steps=32,
-                                    target_update_interval=64)),
+                                    target_update_interval=64, num_envs=1, buffer_size=20_000,
+                                    batch_size=64, learning_rate=2e-3, eps_end=0.04,
+                                    exploration_fraction=0.16, loss="huber")),
         "sac_discrete": (sac, sac.SACConfig(**small, batch_size=128, train_freq=4)),
     }
 
@@ -100,9 +103,9 @@ def run(name, module, config, env_name, env_kwargs=None, solved_at=None,
 
 def main(selected):
     jobs = {
-        # The buffer size was picked on jax.random.key(0)'s seeds: report fresh ones.
-        "dqn": lambda: run("DQN (double, LayerNorm)", dqn, DQN_CARTPOLE, "CartPole-v1",
-                           solved_at=475, num_seeds=8, seed=1),
+        # The settings were picked on jax.random.key(1)'s and key(2)'s seeds: report fresh ones.
+        "dqn": lambda: run("DQN (double, LayerNorm, squared TD error)", dqn, DQN_CARTPOLE,
+                           "CartPole-v1", solved_at=475, num_seeds=8, seed=3),
         "sac": lambda: run("SAC (continuous)", sac, SAC_PENDULUM, "Pendulum-v1"),
         "td3": lambda: run("TD3", td3, TD3_PENDULUM, "Pendulum-v1"),
         "ddpg": lambda: run("DDPG", td3, DDPG_PENDULUM, "Pendulum-v1"),
