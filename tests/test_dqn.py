@@ -11,13 +11,10 @@ from learnenv.agents import dqn, offpolicy
 from learnenv.agents.base import batched_hyperparams, evaluate
 from learnenv.envs import make
 
-# Small budget that still shows learning: random CartPole-v1 scores about 22.
-LEARN = dqn.DQNConfig(
-    total_timesteps=20_000, learning_starts=1_000, train_freq=64, gradient_steps=32,
-    target_update_interval=64, batch_size=64, hidden_sizes=(64, 64), layer_norm=True,
-    exploration_fraction=0.2, eps_end=0.04, learning_rate=1e-3,
-)
-LEARNING_RATES = (1e-3, 2e-3, 5e-4)
+# DQNConfig's defaults (300k steps) on half the budget with twice the lr: 7 of 8
+# seeds of jax.random.key(2) solved CartPole-v1 so (run with 10 envs, train_freq 1).
+SOLVE = dqn.DQNConfig(total_timesteps=150_000, learning_rate=5e-4)
+NUM_SEEDS = 3
 # Just enough to run every code path.
 TINY = dqn.DQNConfig(
     total_timesteps=2_000, learning_starts=500, train_freq=16, gradient_steps=8,
@@ -39,22 +36,30 @@ def cartpole():
 
 @pytest.fixture(scope="module")
 def runs(cartpole):
-    """Three seeds, each with its own (traced) learning rate, trained in one vmapped call."""
+    """Three seeds trained in one vmapped call, hyperparameters passed as traced values."""
     env, env_params = cartpole
-    train = jax.jit(jax.vmap(dqn.make_train(LEARN, env, env_params)))
-    keys = jax.random.split(jax.random.key(0), len(LEARNING_RATES))
-    hps = batched_hyperparams(LEARN, len(LEARNING_RATES), learning_rate=LEARNING_RATES)
+    train = jax.jit(jax.vmap(dqn.make_train(SOLVE, env, env_params)))
+    keys = jax.random.split(jax.random.key(0), NUM_SEEDS)
+    hps = batched_hyperparams(SOLVE, NUM_SEEDS)
     result = jax.block_until_ready(train(keys, hps))
     return train, keys, hps, result
 
 
 @pytest.mark.slow
-def test_dqn_learns_cartpole(cartpole, runs):
+def test_dqn_solves_cartpole(cartpole, runs):
+    """Most seeds' final greedy policies average >= 475 over 10 real episodes.
+
+    A random policy scores about 22. Not every seed: DQN's final policy sometimes
+    degrades (about 1 seed in 8 here, see DQNConfig), so a weak seed must still
+    have learned but need not be solved.
+    """
     env, env_params = cartpole
     *_, result = runs
-    returns = _greedy_returns(LEARN, env, env_params, result.params)
-    assert returns.shape == (len(LEARNING_RATES), 10)
-    assert np.all(returns.mean(axis=1) > 100), returns.mean(axis=1)
+    returns = _greedy_returns(SOLVE, env, env_params, result.params)
+    assert returns.shape == (NUM_SEEDS, 10)
+    per_seed = returns.mean(axis=1)
+    assert np.sum(per_seed >= 475) >= NUM_SEEDS - 1, per_seed
+    assert np.all(per_seed > 200), per_seed
 
 
 @pytest.mark.slow
@@ -62,13 +67,14 @@ def test_metrics_and_vmapped_members(runs):
     *_, result = runs
     m = result.metrics
     for name in ("timesteps", "episode_return", "q_loss", "q_value"):
-        assert m[name].shape == (len(LEARNING_RATES), LEARN.num_rounds), name
-    assert int(m["timesteps"][0, -1]) == LEARN.num_rounds * LEARN.steps_per_round
+        assert m[name].shape == (NUM_SEEDS, SOLVE.num_rounds), name
+    assert int(m["timesteps"][0, -1]) == SOLVE.num_rounds * SOLVE.steps_per_round
     assert np.all(np.isfinite(np.asarray(m["q_loss"])))
-    # With gamma = 0.99 and reward 1 per step no Q-value can exceed 100.
-    assert np.all(np.asarray(m["q_value"]) < 100.5)
+    # With gamma = 0.99 and reward 1 per step no true Q-value exceeds 100; the
+    # estimates stay near it (with Huber and no LayerNorm they reached 1e6).
+    assert np.all(np.asarray(m["q_value"]) < 110)
     # Warm-up rounds log zero loss; learning rounds do not.
-    assert np.all(np.asarray(m["q_loss"][:, : LEARN.num_warmup_rounds]) == 0)
+    assert np.all(np.asarray(m["q_loss"][:, : SOLVE.num_warmup_rounds]) == 0)
     assert np.all(np.asarray(m["q_loss"][:, -1]) > 0)
     leaf = jax.tree.leaves(result.params["q"])[0]
     assert not np.allclose(leaf[0], leaf[1])
@@ -76,40 +82,44 @@ def test_metrics_and_vmapped_members(runs):
 
 @pytest.fixture(scope="module")
 def flag_runs(cartpole):
-    """The tiny config with each flag flipped, same key; and the jitted default."""
+    """The tiny config with each option flipped, same key; and the jitted default."""
     env, env_params = cartpole
     trains, out = {}, {}
-    for flags in ((True, False), (False, False), (True, True)):
-        config = TINY.replace(double=flags[0], dueling=flags[1])
+    for flags in ((True, False, "mse"), (False, False, "mse"), (True, True, "mse"),
+                  (True, False, "huber")):
+        config = TINY.replace(double=flags[0], dueling=flags[1], loss=flags[2])
         trains[flags] = jax.jit(dqn.make_train(config, env, env_params))
         out[flags] = trains[flags](jax.random.key(3))
     return trains, out
 
 
+BASE = (True, False, "mse")
+
+
 @pytest.mark.slow
 def test_same_key_same_params(flag_runs):
     trains, out = flag_runs
-    again = trains[True, False](jax.random.key(3))
-    for a, b in zip(jax.tree.leaves(out[True, False].params), jax.tree.leaves(again.params)):
+    again = trains[BASE](jax.random.key(3))
+    for a, b in zip(jax.tree.leaves(out[BASE].params), jax.tree.leaves(again.params)):
         np.testing.assert_array_equal(a, b)
-    other = trains[True, False](jax.random.key(4))
-    assert not np.allclose(out[True, False].metrics["q_loss"], other.metrics["q_loss"])
+    other = trains[BASE](jax.random.key(4))
+    assert not np.allclose(out[BASE].metrics["q_loss"], other.metrics["q_loss"])
 
 
 @pytest.mark.slow
-def test_double_and_dueling_flags_change_the_result(flag_runs):
+def test_double_dueling_and_loss_options_change_the_result(flag_runs):
     _, out = flag_runs
-    base = out[True, False]
-    for flags in ((False, False), (True, True)):
+    base = out[BASE]
+    for flags in ((False, False, "mse"), (True, True, "mse"), (True, False, "huber")):
         result = out[flags]
         assert np.all(np.isfinite(np.asarray(result.metrics["q_loss"])))
         assert not np.allclose(result.metrics["q_loss"], base.metrics["q_loss"]), flags
     # The dueling head has its own value and advantage layers.
-    assert set(out[True, True].params["q"]["params"]) != set(base.params["q"]["params"])
+    assert set(out[True, True, "mse"].params["q"]["params"]) != set(base.params["q"]["params"])
 
 
 def test_epsilon_schedule_is_linear_then_flat():
-    config = dqn.DQNConfig(total_timesteps=10_000, exploration_fraction=0.5)
+    config = dqn.DQNConfig(total_timesteps=10_000, learning_starts=1_000, exploration_fraction=0.5)
     hps = config.hyperparams().replace(eps_start=1.0, eps_end=0.1)
     eps = [float(dqn.epsilon(config, hps, t)) for t in (0, 2_500, 5_000, 9_000)]
     np.testing.assert_allclose(eps, [1.0, 0.55, 0.1, 0.1], rtol=1e-6)
@@ -124,6 +134,8 @@ def test_config_validation_names_the_field():
         dqn.DQNConfig(exploration_fraction=-0.1)
     with pytest.raises(ValueError, match="double"):
         dqn.DQNConfig(double="yes")
+    with pytest.raises(ValueError, match="loss"):
+        dqn.DQNConfig(loss="l1")
     with pytest.raises(ValueError, match="batch_size"):
         dqn.DQNConfig(batch_size=512, buffer_size=100)
 
