@@ -236,3 +236,22 @@ def test_scb_experiments_are_registered_with_both_presets():
         assert set(exp.presets) == {"quick", "full"}
         full = exp.presets["full"]
         assert full.sigma_init == 0.05 and full.inner_structure == "paper"
+
+
+@pytest.mark.slow
+def test_first_generation_of_a_brax_full_preset_runs_on_cpu():
+    """The full preset's first generation (PPO in the rotation) with a tiny population."""
+    import dataclasses
+
+    from learnenv import experiments
+    from learnenv.synthetic import meta
+
+    full = experiments.get("scb-brax-hopper").presets["full"]
+    assert full.algorithms[0] == "ppo" and full.population_size == 256
+    tiny = dataclasses.replace(full, population_size=2, num_generations=1, inner_timesteps=1500,
+                               num_eval_episodes=1, eval_max_steps=10, mean_eval_every=0)
+    trainer = meta.MetaTrainer(tiny.meta_config())
+    assert trainer.synthetic_env.num_parameters() == 1260  # the paper's hopper checkpoint
+    state, metrics = trainer.generation(trainer.init(jax.random.key(0)), 0)
+    assert np.isfinite(float(metrics["fitness_mean"]))
+    assert int(state["es_state"].generation_counter) == 1

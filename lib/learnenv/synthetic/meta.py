@@ -66,6 +66,15 @@ CONTINUOUS_ALGORITHMS = ("ppo", "sac", "ddpg", "td3")
 
 
 INNER_STRUCTURES = ("paper", "fast")
+# What the "fast" layout changes in the paper's: 50 environments collect the same
+# 10k steps, with fewer, larger gradient steps.
+FAST_LAYOUT_CHANGES: dict[str, dict[str, Any]] = {
+    "ppo": dict(num_envs=50, num_steps=20, update_epochs=4, num_minibatches=4),
+    "sac": dict(num_envs=50, gradient_steps=4),
+    "dqn": dict(num_envs=50, gradient_steps=2, target_update_interval=10),
+    "ddpg": dict(num_envs=50, gradient_steps=4),
+    "td3": dict(num_envs=50, gradient_steps=4),
+}
 
 
 def inner_config(algorithm: str, discrete: bool, total_timesteps: int = 10_000,
@@ -77,32 +86,14 @@ def inner_config(algorithm: str, discrete: bool, total_timesteps: int = 10_000,
     about 10x fewer sequential gradient steps: PPO 160 instead of 2,000, which
     is what makes a CPU meta-training run take minutes instead of hours.
     Every structural field is pinned here rather than taken from the agent's
-    defaults, which are tuned for training on real environments.
+    defaults, which are tuned for training on real environments. DQN keeps the
+    Huber loss: on one-step episodes its target is the reward itself, so the
+    divergence that made DQN's real-environment default squared error cannot occur.
     """
     if structure not in INNER_STRUCTURES:
         raise ValueError(f"inner structure {structure!r}; valid: {INNER_STRUCTURES}.")
     activation = "tanh" if discrete else "relu"
     _, config_class = agent(algorithm)
-    if structure == "fast":
-        fast: dict[str, Any] = {
-            "ppo": dict(num_envs=50, num_steps=20, update_epochs=4, num_minibatches=4,
-                        max_grad_norm=10.0, activation=activation, anneal_lr=False,
-                        normalize_observations=False),
-            "sac": dict(num_envs=50, buffer_size=2000, learning_starts=1000, batch_size=256,
-                        train_freq=1, gradient_steps=4, anneal_lr=False, activation=activation),
-            "dqn": dict(num_envs=50, buffer_size=2000, learning_starts=1000, batch_size=100,
-                        train_freq=1, gradient_steps=2, target_update_interval=10, tau=1.0,
-                        dueling=True, layer_norm=False, anneal_lr=False, max_grad_norm=10.0,
-                        eps_start=1.0, exploration_fraction=0.5, activation=activation),
-            "ddpg": dict(num_envs=50, buffer_size=2000, learning_starts=1000, batch_size=100,
-                         train_freq=1, gradient_steps=4, anneal_lr=False, activation=activation),
-            "td3": dict(num_envs=50, buffer_size=10_000, learning_starts=1000, batch_size=100,
-                        train_freq=1, gradient_steps=4, anneal_lr=False, policy_delay=2,
-                        activation=activation),
-        }[algorithm]
-        fast["hidden_sizes"] = (64, 64)
-        fast.update(overrides)
-        return config_class(total_timesteps=total_timesteps, **fast)
     layout: dict[str, Any] = {
         "ppo": dict(num_envs=5, num_steps=100, update_epochs=10, num_minibatches=10,
                     max_grad_norm=10.0, activation=activation, anneal_lr=False,
@@ -112,13 +103,16 @@ def inner_config(algorithm: str, discrete: bool, total_timesteps: int = 10_000,
         "dqn": dict(num_envs=10, buffer_size=2000, learning_starts=1000, batch_size=100,
                     train_freq=1, gradient_steps=1, target_update_interval=50, tau=1.0,
                     dueling=True, layer_norm=False, anneal_lr=False, max_grad_norm=10.0,
-                    eps_start=1.0, exploration_fraction=0.5, activation=activation),
+                    eps_start=1.0, exploration_fraction=0.5, activation=activation,
+                    loss="huber"),
         "ddpg": dict(num_envs=1, buffer_size=2000, learning_starts=1000, batch_size=100,
                      train_freq=1, gradient_steps=1, anneal_lr=False, activation=activation),
         "td3": dict(num_envs=1, buffer_size=10_000, learning_starts=1000, batch_size=100,
                     train_freq=1, gradient_steps=1, anneal_lr=False, policy_delay=2,
                     activation=activation),
     }[algorithm]
+    if structure == "fast":
+        layout.update(FAST_LAYOUT_CHANGES[algorithm])
     layout["hidden_sizes"] = (64, 64)
     layout.update(overrides)
     return config_class(total_timesteps=total_timesteps, **layout)
