@@ -255,3 +255,23 @@ def test_first_generation_of_a_brax_full_preset_runs_on_cpu():
     state, metrics = trainer.generation(trainer.init(jax.random.key(0)), 0)
     assert np.isfinite(float(metrics["fitness_mean"]))
     assert int(state["es_state"].generation_counter) == 1
+
+
+def test_shipped_scbs_load_in_one_call_with_provenance_and_transfer_results():
+    from learnenv import pretrained
+
+    shipped = [n for n in pretrained.names() if n.startswith("scb-")]
+    assert "scb-cartpole-v1" in shipped
+    for name in shipped:
+        env, params = pretrained.load(name)
+        assert isinstance(env, SyntheticContextualBandit)
+        obs, state = env.reset(jax.random.key(0), params)
+        assert obs.shape == env.obs_shape
+        assert bool(env.step(jax.random.key(1), state, env.action_space(params).sample(
+            jax.random.key(2)), params)[3])  # one-step episodes
+        ckpt = pretrained.load_checkpoint(name)
+        assert ckpt.provenance["git"]["commit"] and ckpt.provenance["wall_clock_s"] > 0
+        transfer = ckpt.extra["transfer"]
+        assert transfer and all(len(row["returns"]) >= 16 for row in transfer.values())
+    env, params = pretrained.load("scb-cartpole-v1")
+    assert env.num_parameters(params) == PAPER_PARAMETER_COUNTS["CartPole-v1"]
