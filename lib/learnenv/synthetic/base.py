@@ -22,6 +22,11 @@ from learnenv import envs
 from learnenv.agents.networks import activation as _activation
 
 
+def broadcast(tree: Any, n: int) -> Any:
+    """``n`` copies of ``tree`` stacked on a new axis 0: one environment as a population."""
+    return jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + x.shape), tree)
+
+
 class MLPHead(nn.Module):
     """Hidden layers, then a linear output, with flax's default init
     (LeCun-normal kernels, zero biases): the point evolution starts from."""

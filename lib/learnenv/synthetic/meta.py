@@ -31,6 +31,7 @@ from learnenv import agents
 from learnenv.agents.base import evaluate
 from learnenv.config import Config, field
 from learnenv.synthetic.bandit import SyntheticContextualBandit, SyntheticEnvParams, SyntheticMDP
+from learnenv.synthetic.base import broadcast
 
 # The paper's hyperparameter lists (synthetic-gymnax configs), sampled uniformly.
 # Their tau is the fraction of the *target* kept; ours is the fraction of the
@@ -286,7 +287,7 @@ class MetaTrainer:
         agent per population slot, each with its own hyperparameters and seed."""
         mean = self.mean_params(es_state)
         n = self.config.population_size
-        batch = jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + x.shape), mean)
+        batch = broadcast(mean, n)
         scores = []
         for i, algorithm in enumerate(self.config.algorithms):
             double = True if algorithm == "dqn" else None  # one fixed DQN variant

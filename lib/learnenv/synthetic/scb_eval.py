@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from learnenv.synthetic.base import SyntheticEnvParams
+from learnenv.synthetic.base import SyntheticEnvParams, broadcast
 from learnenv.synthetic.meta import (
     DISCRETE_ALGORITHMS,
     CONTINUOUS_ALGORITHMS,
@@ -30,10 +30,6 @@ from learnenv.synthetic.meta import (
 
 __all__ = ["transfer", "context_samples", "real_state_samples", "reward_landscape",
            "feature_importance"]
-
-
-def _broadcast(tree: Any, n: int) -> Any:
-    return jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + x.shape), tree)
 
 
 def transfer(env_name: str, env_params: SyntheticEnvParams, key: jax.Array,
@@ -72,7 +68,7 @@ def transfer(env_name: str, env_params: SyntheticEnvParams, key: jax.Array,
         for j, (double, n) in enumerate(halves):
             if n == 0:
                 continue
-            batch = _broadcast(env_params.network_params, n)
+            batch = broadcast(env_params.network_params, n)
             r, h = trainer.score(batch, jax.random.fold_in(alg_key, j), algorithm, double,
                                  shared=False)
             returns.append(np.asarray(r))

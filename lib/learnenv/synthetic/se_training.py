@@ -44,6 +44,7 @@ import numpy as np
 
 from learnenv import envs, io
 from learnenv.config import Config, field
+from learnenv.synthetic.base import broadcast
 
 __all__ = [
     "SETrainingConfig",
@@ -290,10 +291,6 @@ class _Evaluator:
         return real, se_ret
 
 
-def _broadcast(tree, n):
-    return jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + x.shape), tree)
-
-
 def train_se(config: SETrainingConfig, key: jax.Array, checkpoint_dir: str | Path | None = None,
              progress: bool | None = None) -> SEResult:
     """Learn an SE with ``config``; resumable through ``checkpoint_dir``.
@@ -326,7 +323,7 @@ def train_se(config: SETrainingConfig, key: jax.Array, checkpoint_dir: str | Pat
 
     def test_centre(es_state, key):
         k_seed, k_lr, k_eval = jax.random.split(key, 3)
-        centre = as_env_params(_broadcast(strategy.get_mean(es_state), pop))
+        centre = as_env_params(broadcast(strategy.get_mean(es_state), pop))
         lrs = sample_learning_rates(k_lr, pop, config.learning_rate, config.lr_factor)
         real, _ = evaluator(jax.random.split(k_seed, pop), lrs, centre,
                             jax.random.split(k_eval, pop))
@@ -411,7 +408,7 @@ def test_se(config: SETrainingConfig, se, env_params, key, num_agents: int = 20,
     for i in range(-(-num_agents // batch)):
         k_seed, k_lr, k_eval = jax.random.split(jax.random.fold_in(key, i), 3)
         lrs = sample_learning_rates(k_lr, batch, config.learning_rate, config.lr_factor)
-        real, _ = evaluator(jax.random.split(k_seed, batch), lrs, _broadcast(env_params, batch),
+        real, _ = evaluator(jax.random.split(k_seed, batch), lrs, broadcast(env_params, batch),
                             jax.random.split(k_eval, batch))
         returns.append(real)
     returns = np.concatenate(returns)[:num_agents]
