@@ -113,6 +113,29 @@ def test_run_in_two_calls_equals_one(tmp_path, reference):
     assert ckpt.config == CONFIG
 
 
+@dataclasses.dataclass(frozen=True)
+class LengthConfig(Config):
+    lr: float = field(0.1, low=0.0)
+    iterations: int = field(5, low=1)
+
+
+def test_extendable_field_lets_a_finished_run_go_on(tmp_path, reference):
+    """A config field that only says how far to run (``extendable``) is left out of
+    the fingerprint, so asking for more iterations continues the same run."""
+    short, long = LengthConfig(iterations=5), LengthConfig(iterations=N)
+    run_resumable(_step, _init(), 5, tmp_path, config=short, extendable=("iterations",),
+                  progress=False)
+    with pytest.raises(RunMismatchError, match="iterations"):
+        run_resumable(_step, _init(), N, tmp_path, config=long, progress=False)
+    out = run_resumable(_step, _init(), N, tmp_path, config=long, extendable=("iterations",),
+                        progress=False)
+    assert out.start_iteration == 5
+    assert _identical(out.state, reference.state) and _identical(out.metrics, reference.metrics)
+    with pytest.raises(RunMismatchError, match="lr"):  # other fields still count
+        run_resumable(_step, _init(), N + 2, tmp_path, config=LengthConfig(lr=0.2, iterations=N),
+                      extendable=("iterations",), progress=False)
+
+
 def test_crash_inside_step_is_saved(tmp_path, reference):
     def crash(state, i):
         if i == 3:

@@ -275,3 +275,18 @@ def test_shipped_scbs_load_in_one_call_with_provenance_and_transfer_results():
         assert transfer and all(len(row["returns"]) >= 16 for row in transfer.values())
     env, params = pretrained.load("scb-cartpole-v1")
     assert env.num_parameters(params) == PAPER_PARAMETER_COUNTS["CartPole-v1"]
+
+
+def test_shipped_synthetic_mdp_is_the_quick_preset_with_kind_mdp():
+    """The chapter compares it with its live SCB, so its config must be the quick preset's."""
+    import dataclasses
+
+    from learnenv import experiments, pretrained
+
+    env, params = pretrained.load("mdp-cartpole-quick")
+    assert type(env) is SyntheticMDP and env.num_parameters(params) == 1098
+    ckpt = pretrained.load_checkpoint("mdp-cartpole-quick")
+    quick = experiments.get("scb-cartpole").presets["quick"].meta_config()
+    assert ckpt.config == dataclasses.replace(quick, kind="mdp")
+    assert len(ckpt.metrics["fitness_mean"]) == quick.num_generations
+    assert set(ckpt.extra["transfer"]) == {"ppo", "sac", "dqn"}

@@ -110,9 +110,13 @@ def _hash_leaves(tree: Any) -> str:
     return h.hexdigest()
 
 
-def _fingerprint(config: Any, fingerprint: Any, init_state: Any) -> dict[str, Any]:
+def _fingerprint(config: Any, fingerprint: Any, init_state: Any,
+                 extendable: tuple[str, ...] = ()) -> dict[str, Any]:
+    meta = io._config_meta(config)
+    if meta is not None and extendable:
+        meta = {**meta, "values": {k: v for k, v in meta["values"].items() if k not in extendable}}
     return {
-        "config": io._config_meta(config),
+        "config": meta,
         "fingerprint": io.to_jsonable(fingerprint),
         "state_structure": io.tree_spec(init_state),
         "init_state_sha256": _hash_leaves(init_state),
@@ -236,6 +240,7 @@ def run_resumable(
     progress: bool | None = None,
     desc: str | None = None,
     kind: str = "resume-state",
+    extendable: tuple[str, ...] = (),
 ) -> ResumableResult:
     """Run ``state, metrics = step_fn(state, i)`` for ``i`` in ``range(num_iterations)``.
 
@@ -248,6 +253,10 @@ def run_resumable(
     and when the loop is interrupted by any exception (which is then re-raised,
     with a note saying where progress was saved). Only the newest ``keep``
     checkpoints are kept.
+
+    ``extendable``: names of ``config`` fields that only say how far to run
+    (such as a number of generations) and so are left out of the fingerprint:
+    a finished run resumes and goes on when asked for more iterations.
 
     ``metrics`` returned by ``step_fn`` (any pytree of scalars or arrays, or
     ``None``) are moved to the host each iteration, stacked on a leading axis
@@ -264,7 +273,7 @@ def run_resumable(
     state, start, saved_metrics, elapsed_before, last_path = init_state, 0, None, 0.0, None
     prints = None
     if directory is not None:
-        prints = _fingerprint(config, fingerprint, init_state)
+        prints = _fingerprint(config, fingerprint, init_state, tuple(extendable))
         ckpt, last_path = _load_latest(directory, init_state, prints)
         if ckpt is not None:
             start = int(ckpt.extra["iteration"])

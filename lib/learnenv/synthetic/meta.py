@@ -306,7 +306,9 @@ class MetaTrainer:
 
 def meta_train(config: SCBMetaConfig, checkpoint_dir: str | None = None,
                progress: bool = True, trainer: MetaTrainer | None = None) -> dict:
-    """Run the whole meta-training; resumable when ``checkpoint_dir`` is given.
+    """Run the whole meta-training; resumable when ``checkpoint_dir`` is given,
+    and extendable: the same run asked for more generations goes on from its
+    last checkpoint.
 
     Pass the ``trainer`` of an earlier call with the same config to reuse its
     compiled functions.
@@ -321,6 +323,7 @@ def meta_train(config: SCBMetaConfig, checkpoint_dir: str | None = None,
         trainer.generation, init_state, config.num_generations,
         checkpoint_dir=checkpoint_dir, every=config.checkpoint_every,
         progress=progress, desc=f"SNES {config.env_name}", config=config,
+        extendable=("num_generations",),  # the SNES trajectory does not depend on it
     )
     return {
         "trainer": trainer,
