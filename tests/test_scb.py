@@ -290,3 +290,18 @@ def test_shipped_synthetic_mdp_is_the_quick_preset_with_kind_mdp():
     assert ckpt.config == dataclasses.replace(quick, kind="mdp")
     assert len(ckpt.metrics["fitness_mean"]) == quick.num_generations
     assert set(ckpt.extra["transfer"]) == {"ppo", "sac", "dqn"}
+
+
+def test_shipped_inverted_pendulum_scb_is_its_experiments_quick_preset():
+    """The chapter's brax comparison uses it; the command in results/scb/README.md
+    (quick preset, meta seed 1) must still reproduce it."""
+    import dataclasses
+
+    from learnenv import experiments, pretrained
+
+    ckpt = pretrained.load_checkpoint("scb-brax-inverted-pendulum-v1")
+    quick = experiments.get("scb-brax-inverted-pendulum").presets["quick"]
+    assert ckpt.config == dataclasses.replace(quick.meta_config(), seed=1)
+    assert set(ckpt.extra["transfer"]) == set(quick.transfer_algorithms)
+    assert all(len(row["returns"]) == quick.transfer_configs
+               for row in ckpt.extra["transfer"].values())
