@@ -50,7 +50,9 @@ def _quick(env_name: str, **kw) -> SCBExperiment:
     base = dict(env_name=env_name, algorithms=("ppo", "dqn") if discrete else ("ppo", "ddpg"),
                 population_size=32,
                 num_generations=40, sigma_init=0.15, inner_structure="fast",
-                num_eval_episodes=8, eval_greedy=False, mean_eval_every=0,
+                # Continuous agents' sampled actions carry exploration noise of up to
+                # 0.9 (DDPG), which would dominate the fitness: score them greedily.
+                num_eval_episodes=8, eval_greedy=not discrete, mean_eval_every=0,
                 transfer_configs=16)
     return SCBExperiment(**{**base, **kw})
 
