@@ -226,7 +226,7 @@ def test_steps_to_solve_protocol():
 def test_train_with_eval_evaluates_on_schedule():
     from learnenv import envs
     from learnenv.agents import dqn
-    from learnenv.synthetic.se_analysis import make_train_with_eval
+    from learnenv.synthetic.se_analysis import evaluation_curves, make_train_with_eval
 
     env, params = envs.make("CartPole-v1", max_steps_in_episode=50)
     cfg = dqn.DQNConfig(total_timesteps=400, learning_starts=100, buffer_size=400, batch_size=8,
@@ -237,6 +237,9 @@ def test_train_with_eval_evaluates_on_schedule():
     steps = np.asarray(out.metrics["timesteps"][0])
     done = ~np.isnan(evals) & (steps > cfg.learning_starts)
     np.testing.assert_array_equal(steps[done], [200, 300, 400])
+    eval_steps, curves = evaluation_curves(out.metrics, cfg.learning_starts)
+    np.testing.assert_array_equal(eval_steps, [200, 300, 400])
+    assert curves.shape == (2, 3) and np.all(curves >= 1)
 
 
 @pytest.mark.parametrize("agent", ["dqn", "sac"])

@@ -104,7 +104,8 @@ def measure(config: StepsToSolve, train_env, train_params, agent: str, budget: i
     import numpy as np
 
     from learnenv import envs
-    from learnenv.synthetic.se_analysis import make_train_with_eval, steps_to_solve
+    from learnenv.synthetic.se_analysis import (evaluation_curves, make_train_with_eval,
+                                                 steps_to_solve)
     from learnenv.synthetic.se_training import sample_learning_rates
 
     real_env, real_params = envs.make(config.env_name, **(
@@ -117,9 +118,7 @@ def measure(config: StepsToSolve, train_env, train_params, agent: str, budget: i
     lrs = sample_learning_rates(k_lr, config.num_agents, config.learning_rate, config.lr_factor)
     hps = jax.vmap(lambda lr: cfg.hyperparams().replace(learning_rate=lr))(lrs)
     out = jax.jit(jax.vmap(train))(jax.random.split(k_seed, config.num_agents), hps)
-    curves = np.asarray(out.metrics["eval_return"], float)
-    steps = np.asarray(out.metrics["timesteps"])[0]
-    curves[:, steps <= cfg.learning_starts] = np.nan  # warm-up placeholders
+    steps, curves = evaluation_curves(out.metrics, cfg.learning_starts)
     result = steps_to_solve(curves, steps, config.solved_return)
     result["learning_rates"] = np.asarray(lrs)
     return result

@@ -33,7 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["make_train_with_eval", "steps_to_solve", "summarise_steps", "rollout_visits"]
+__all__ = ["make_train_with_eval", "evaluation_curves", "steps_to_solve", "summarise_steps",
+           "rollout_visits"]
 
 
 def make_train_with_eval(agent_config, train_env, train_env_params, eval_env, eval_env_params,
@@ -117,6 +118,22 @@ class StepsProtocol:
         return (f"greedy policy evaluated on the real env every {self.eval_every} training steps "
                 f"({self.eval_episodes} episodes); solved = mean return >= {self.solved_return:g}; "
                 f"budget {self.budget} steps")
+
+
+def evaluation_curves(metrics, learning_starts: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(timesteps, curves)`` of the evaluations in :func:`make_train_with_eval`'s metrics.
+
+    ``curves`` is (agents, evaluations). The warm-up rounds (up to
+    ``learning_starts``) report a 0 placeholder rather than NaN, because the
+    off-policy loop fills their metrics with zeros; they are dropped here, with
+    the rounds that ran no evaluation.
+    """
+    curves = np.array(metrics["eval_return"], float, ndmin=2)
+    steps = np.asarray(metrics["timesteps"])
+    steps = steps[0] if steps.ndim == 2 else steps
+    curves[:, steps <= learning_starts] = np.nan
+    evaluated = ~np.isnan(curves[0])
+    return steps[evaluated], curves[:, evaluated]
 
 
 def steps_to_solve(curves: np.ndarray, timesteps: np.ndarray, solved_return: float) -> dict:
