@@ -93,6 +93,23 @@ def test_hyperparameters_are_sampled_from_the_paper_lists():
         assert drawn == set(np.round(values, 6)), name
 
 
+def test_paper_structure_applies_each_environments_own_config():
+    from learnenv.synthetic.meta import hyperparameter_lists
+
+    assert inner_config("ppo", False, env_name="MountainCarContinuous-v0").activation == "tanh"
+    assert inner_config("ppo", False, env_name="Pendulum-v1").activation == "relu"
+    assert inner_config("ppo", True, env_name="MountainCar-v0").update_epochs == 4
+    assert inner_config("ppo", True, env_name="CartPole-v1").update_epochs == 10
+    sac = inner_config("sac", False, env_name="brax/hopper")
+    assert (sac.num_envs, sac.batch_size, sac.buffer_size) == (1, 250, 5000)
+    # The fast layout is the same for every environment.
+    assert inner_config("ppo", True, structure="fast", env_name="MountainCar-v0").update_epochs == 4
+    assert inner_config("sac", False, structure="fast", env_name="brax/hopper").num_envs == 50
+    assert 1e-2 not in hyperparameter_lists("ppo", discrete=False)["learning_rate"]
+    assert 1e-2 in hyperparameter_lists("ppo", discrete=True)["learning_rate"]
+    assert 1e-2 in hyperparameter_lists("ppo", discrete=False, structure="fast")["learning_rate"]
+
+
 def test_meta_config_validation_names_the_field():
     with pytest.raises(ValueError, match="SCBMetaConfig.population_size"):
         SCBMetaConfig(population_size=1)
@@ -103,13 +120,18 @@ def test_meta_config_validation_names_the_field():
 def test_meta_training_runs_and_resumes_identically(tmp_path, monkeypatch):
     from learnenv.synthetic import meta
 
+    # With an evaluation-length curriculum: fitness episodes of 20, 35, then 50 steps.
     cfg = SCBMetaConfig(algorithms=("ppo",), population_size=4, num_generations=3,
                         inner_timesteps=1000, num_eval_episodes=2, eval_max_steps=50,
+                        eval_steps_start=20, eval_curriculum_generations=2,
                         mean_eval_every=0, checkpoint_every=1)
     full = meta.meta_train(cfg, checkpoint_dir=None, progress=False)
     trainer = full["trainer"]  # reuse its compiled functions
     assert full["history"]["fitness_mean"].shape == (3,)
     assert np.all(full["history"]["fitness_mean"] > 0)
+    np.testing.assert_array_equal(full["history"]["eval_steps"], [20, 35, 50])
+    # CartPole pays 1 per step, so the curriculum's length caps the fitness.
+    assert np.all(full["history"]["fitness_max"] <= full["history"]["eval_steps"])
 
     # Interrupt the run in generation 2, then start it again: it resumes.
     original = meta.MetaTrainer.generation
@@ -238,6 +260,20 @@ def test_scb_experiments_are_registered_with_both_presets():
         assert full.sigma_init == 0.05 and full.inner_structure == "paper"
 
 
+def test_full_presets_use_the_papers_evaluation_length_curricula():
+    from learnenv import experiments
+    from learnenv.synthetic.meta import MetaTrainer
+
+    mountaincar = MetaTrainer(experiments.get("scb-mountaincar").presets["full"].meta_config())
+    assert [mountaincar.eval_steps(g) for g in (0, 200, 500, 800, 999)] == [1000, 1000, 600,
+                                                                           200, 200]
+    assert mountaincar.eval_steps() == 200  # a test of the finished SCB uses the real cap
+    hopper = MetaTrainer(experiments.get("scb-brax-hopper").presets["full"].meta_config())
+    assert [hopper.eval_steps(g) for g in (0, 200, 1000, 1800)] == [100, 100, 550, 1000]
+    cartpole = MetaTrainer(experiments.get("scb-cartpole").presets["full"].meta_config())
+    assert {cartpole.eval_steps(g) for g in (0, 150, 299)} == {500}
+
+
 @pytest.mark.slow
 def test_first_generation_of_a_brax_full_preset_runs_on_cpu():
     """The full preset's first generation (PPO in the rotation) with a tiny population."""
@@ -249,7 +285,8 @@ def test_first_generation_of_a_brax_full_preset_runs_on_cpu():
     full = experiments.get("scb-brax-hopper").presets["full"]
     assert full.algorithms[0] == "ppo" and full.population_size == 256
     tiny = dataclasses.replace(full, population_size=2, num_generations=1, inner_timesteps=1500,
-                               num_eval_episodes=1, eval_max_steps=10, mean_eval_every=0)
+                               num_eval_episodes=1, eval_max_steps=10, eval_steps_start=10,
+                               mean_eval_every=0)
     trainer = meta.MetaTrainer(tiny.meta_config())
     assert trainer.synthetic_env.num_parameters() == 1260  # the paper's hopper checkpoint
     state, metrics = trainer.generation(trainer.init(jax.random.key(0)), 0)

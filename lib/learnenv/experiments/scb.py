@@ -58,16 +58,27 @@ def _quick(env_name: str, **kw) -> SCBExperiment:
     return SCBExperiment(**{**base, **kw})
 
 
-def _full(env_name: str, discrete: bool, population: int, generations: int) -> SCBExperiment:
+def _full(env_name: str, discrete: bool, population: int, generations: int,
+          **kw) -> SCBExperiment:
     """The paper's settings (synthetic-gymnax configs) for one GPU."""
     algorithms = ("ppo", "sac", "dqn") if discrete else ("ppo", "sac", "ddpg", "td3")
-    return SCBExperiment(env_name=env_name, algorithms=algorithms, population_size=population,
-                         num_generations=generations, sigma_init=0.05, inner_structure="paper",
-                         num_eval_episodes=16, eval_greedy=False, mean_eval_every=10)
+    base = dict(env_name=env_name, algorithms=algorithms, population_size=population,
+                num_generations=generations, sigma_init=0.05, inner_structure="paper",
+                num_eval_episodes=16, eval_greedy=False, mean_eval_every=10)
+    return SCBExperiment(**{**base, **kw})
+
+
+# The paper's evaluation-length curricula (synthetic-gymnax's eval_config): fitness
+# episodes of MountainCar-v0 last 1,000 steps for 200 generations and then shrink to
+# the real 200 over 600; brax's grow from 100 steps to 1,000 from generation 200 on.
+MOUNTAINCAR_CURRICULUM = dict(eval_steps_start=1000, eval_curriculum_begin=200,
+                              eval_curriculum_generations=600)
+BRAX_CURRICULUM = dict(eval_max_steps=1000, eval_steps_start=100, eval_curriculum_begin=200,
+                       eval_curriculum_generations=1600)
 
 
 # name -> (env, discrete, paper population, paper generations)
-CLASSIC_CONTROL = {
+CLASSIC_CONTROL: dict[str, tuple] = {
     "scb-cartpole": ("CartPole-v1", True, 128, 300),
     "scb-acrobot": ("Acrobot-v1", True, 128, 100),
     "scb-mountaincar": ("MountainCar-v0", True, 128, 1000),
@@ -170,12 +181,14 @@ def run(config: SCBExperiment, out_dir: Path, key: Any) -> dict[str, Any]:
 
 
 for _name, (_env, _discrete, _pop, _gens) in CLASSIC_CONTROL.items():
+    _paper_extras = {"MountainCar-v0": MOUNTAINCAR_CURRICULUM,
+                     "Pendulum-v1": dict(rollouts_per_member=8)}.get(_env, {})
     register(
         _name,
         f"Meta-train a synthetic contextual bandit for {_env} with SNES and test transfer "
         "of fresh agents with sampled hyperparameters to the real environment.",
         presets={"quick": _quick(_env),
-                 "full": _full(_env, _discrete, _pop, _gens)},
+                 "full": _full(_env, _discrete, _pop, _gens, **_paper_extras)},
         run=run,
     )
 
@@ -185,8 +198,7 @@ for _name, (_env, _pop, _gens) in BRAX.items():
         f"Meta-train a synthetic contextual bandit for {_env} (full: paper scale, one GPU; "
         "quick: a CPU smoke run) and test transfer to the real environment.",
         presets={"quick": _brax_smoke(_env),
-                 "full": dataclasses.replace(_full(_env, False, _pop, _gens),
-                                             eval_max_steps=1000)},
+                 "full": _full(_env, False, _pop, _gens, **BRAX_CURRICULUM)},
         run=run,
     )
 

@@ -8,7 +8,8 @@ The bi-level loop, close to the paper's pseudocode::
         hps = sample from the paper's lists                   # shared by the population
         for every member psi_i (vmapped):
             agent_i = train(algorithm, hps, env = SCB(psi_i), 10k steps)
-            fitness_i = mean real-environment return of agent_i
+            fitness_i = mean real-environment return of agent_i  # episodes cut at
+                                                                  # the curriculum's length
         SNES.tell(-fitness)                                   # evosax minimises
 
 Sampling hyperparameters in every generation is what makes the learned
@@ -25,6 +26,7 @@ from typing import Any, Callable, Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from evosax.algorithms import SNES
 
 from learnenv import agents
@@ -78,14 +80,44 @@ FAST_LAYOUT_CHANGES: dict[str, dict[str, Any]] = {
 }
 
 
+_TANH = dict(activation="tanh")
+# Where synthetic-gymnax's per-environment configs differ from its CartPole and
+# Acrobot ones (the layout below); the "paper" structure applies them.
+PAPER_ENV_DIFFERENCES: dict[str, dict[str, dict[str, Any]]] = {
+    "MountainCar-v0": {"ppo": dict(update_epochs=4, num_minibatches=4)},
+    "MountainCarContinuous-v0": {"ppo": dict(update_epochs=4, num_minibatches=4, **_TANH),
+                                 "sac": _TANH, "ddpg": _TANH, "td3": _TANH},
+    "brax": {"ppo": _TANH, "ddpg": dict(buffer_size=5000, **_TANH),
+             "td3": dict(buffer_size=5000, **_TANH),
+             "sac": dict(num_envs=1, batch_size=250, buffer_size=5000, gradient_steps=1,
+                         **_TANH)},
+}
+# ... and where their sampled lists differ: continuous tasks drop PPO's 1e-2.
+PAPER_CONTINUOUS_PPO_LR = tuple(lr for lr in _LR if lr != 1e-2)
+
+
+def _paper_env_key(env_name: str) -> str:
+    return "brax" if env_name.startswith("brax/") else env_name
+
+
+def hyperparameter_lists(algorithm: str, discrete: bool, structure: str = "paper") -> dict:
+    """The lists a meta-training run samples ``algorithm``'s hyperparameters from."""
+    lists = dict(PAPER_HYPERPARAMETERS[algorithm])
+    if structure == "paper" and algorithm == "ppo" and not discrete:
+        lists["learning_rate"] = PAPER_CONTINUOUS_PPO_LR
+    return lists
+
+
 def inner_config(algorithm: str, discrete: bool, total_timesteps: int = 10_000,
-                 structure: str = "paper", **overrides):
+                 structure: str = "paper", env_name: str | None = None, **overrides):
     """The inner-loop agent's fixed structure.
 
     ``"paper"`` is synthetic-gymnax's configs. ``"fast"`` keeps the same 10k
     steps but collects them in wider batches (50 environments), so there are
     about 10x fewer sequential gradient steps: PPO 160 instead of 2,000, which
     is what makes a CPU meta-training run take minutes instead of hours.
+    Given ``env_name``, ``"paper"`` also applies that environment's own
+    differences (:data:`PAPER_ENV_DIFFERENCES`).
     Every structural field is pinned here rather than taken from the agent's
     defaults, which are tuned for training on real environments. DQN keeps the
     Huber loss: on one-step episodes its target is the reward itself, so the
@@ -114,14 +146,17 @@ def inner_config(algorithm: str, discrete: bool, total_timesteps: int = 10_000,
     }[algorithm]
     if structure == "fast":
         layout.update(FAST_LAYOUT_CHANGES[algorithm])
+    elif env_name is not None:
+        layout.update(PAPER_ENV_DIFFERENCES.get(_paper_env_key(env_name), {}).get(algorithm, {}))
     layout["hidden_sizes"] = (64, 64)
     layout.update(overrides)
     return config_class(total_timesteps=total_timesteps, **layout)
 
 
-def sample_hyperparameters(algorithm: str, key: jax.Array, base: Any) -> Any:
+def sample_hyperparameters(algorithm: str, key: jax.Array, base: Any,
+                           lists: Mapping[str, tuple] | None = None) -> Any:
     """Replace ``base``'s fields by uniform draws from the paper's lists (jittable)."""
-    lists = PAPER_HYPERPARAMETERS[algorithm]
+    lists = PAPER_HYPERPARAMETERS[algorithm] if lists is None else lists
     keys = jax.random.split(key, len(lists))
     draws = {
         name: jax.random.choice(k, jnp.asarray(values, jnp.float32))
@@ -143,8 +178,17 @@ class SCBMetaConfig(Config):
     inner_timesteps: int = field(10_000, low=1)
     inner_structure: str = field("paper", choices=INNER_STRUCTURES,
                                  doc="inner agents' batch layout (see inner_config)")
+    rollouts_per_member: int = field(1, low=1, doc="agents (each its own hyperparameters "
+                                     "and seed, shared by the population) per member's fitness")
     num_eval_episodes: int = field(16, low=1)
     eval_max_steps: int = field(0, low=0, doc="0 = the real environment's own cap")
+    # The paper's evaluation-length curriculum (synthetic-gymnax's eval_config):
+    # MountainCar's fitness episodes start at 1,000 steps, so that agents which
+    # reach the flag slowly still score above the flat -200 floor, and shrink
+    # linearly to the real cap; brax's grow from 100 to 1,000.
+    eval_steps_start: int = field(0, low=0, doc="fitness episode length at first; 0 = no curriculum")
+    eval_curriculum_begin: int = field(0, low=0, doc="generation where the length starts to change")
+    eval_curriculum_generations: int = field(1, low=1, doc="generations the change takes")
     eval_greedy: bool = field(True, choices=(True, False), doc="greedy or sampled actions in the fitness episodes")
     mean_eval_every: int = field(5, low=0, doc="evaluate the ES mean every k generations; 0 = never")
     checkpoint_every: int = field(5, low=1)
@@ -192,36 +236,51 @@ class MetaTrainer:
             std_init=jnp.asarray(config.sigma_init, jnp.float32)
         )
         self.eval_max_steps = config.eval_max_steps or int(self.real_params.max_steps_in_episode)
+        start = config.eval_steps_start or self.eval_max_steps
+        self.eval_schedule = optax.linear_schedule(
+            start, self.eval_max_steps, config.eval_curriculum_generations,
+            config.eval_curriculum_begin)
+        # Episodes are scanned for the longest length of the curriculum; the real
+        # env's time limit, a traced parameter, cuts them at this generation's length.
+        self.eval_scan_steps = max(start, self.eval_max_steps)
         self._fitness_fns: dict[tuple, Callable] = {}
+
+    def eval_steps(self, generation: int | None = None) -> int:
+        """Length of the fitness episodes in ``generation`` (the curriculum);
+        ``None``: the final length, the one a test of the finished SCB uses."""
+        if generation is None:
+            return self.eval_max_steps
+        return int(round(float(self.eval_schedule(generation))))
 
     # --- one inner loop: train on the synthetic env, score on the real one ----
     def variant(self, algorithm: str, double: bool | None = None) -> tuple:
         return (algorithm, double if algorithm == "dqn" else None)
 
     def make_member_fitness(self, algorithm: str, double: bool | None = None, **overrides):
-        """``fitness(network_params, hps, key) -> mean real return`` for one member."""
+        """``fitness(network_params, hps, key, eval_steps) -> mean real return`` for one member."""
         if algorithm == "dqn" and double is not None:
             overrides = {"double": double, **overrides}
         cfg = inner_config(algorithm, self.discrete, self.config.inner_timesteps,
-                           self.config.inner_structure, **overrides)
+                           self.config.inner_structure, self.config.env_name, **overrides)
         module, _ = agent(algorithm)
         env, template = self.synthetic_env, self.template
         train = module.make_train(cfg, env, template)
         policy = module.make_policy(cfg, env, template)
 
-        def fitness(network_params, hps, key):
+        def fitness(network_params, hps, key, eval_steps):
             train_key, eval_key = jax.random.split(key)
             env_params = SyntheticEnvParams(network_params, template.max_steps_in_episode)
             result = train(train_key, hps, env_params)
-            returns = evaluate(policy, result.params, self.real_env, self.real_params, eval_key,
+            real_params = self.real_params.replace(max_steps_in_episode=eval_steps)
+            returns = evaluate(policy, result.params, self.real_env, real_params, eval_key,
                                self.config.num_eval_episodes, self.config.eval_greedy,
-                               self.eval_max_steps)
+                               self.eval_scan_steps)
             return returns.mean()
 
         return fitness, cfg.hyperparams()
 
     def population_fitness(self, algorithm: str, double: bool | None = None) -> Callable:
-        """Jitted ``(population, hps, keys) -> fitness[pop]``, all batched on axis 0.
+        """Jitted ``(population, hps, keys, eval_steps) -> fitness[pop]``, batched on axis 0.
 
         Compiled once per algorithm variant and reused both for the population
         (shared hyperparameters and seed, as in the paper, so fitness differences
@@ -231,11 +290,15 @@ class MetaTrainer:
         variant = self.variant(algorithm, double)
         if variant not in self._fitness_fns:
             member_fitness, base_hps = self.make_member_fitness(*variant)
-            sample = jax.jit(jax.vmap(lambda k: sample_hyperparameters(algorithm, k, base_hps)))
-            self._fitness_fns[variant] = (jax.jit(jax.vmap(member_fitness)), sample)
+            lists = hyperparameter_lists(algorithm, self.discrete, self.config.inner_structure)
+            sample = jax.jit(jax.vmap(
+                lambda k: sample_hyperparameters(algorithm, k, base_hps, lists)))
+            population_fitness = jax.vmap(member_fitness, in_axes=(0, 0, 0, None))
+            self._fitness_fns[variant] = (jax.jit(population_fitness), sample)
         return self._fitness_fns[variant]
 
-    def score(self, population, key, algorithm: str, double: bool | None, shared: bool):
+    def score(self, population, key, algorithm: str, double: bool | None, shared: bool,
+              generation: int | None = None):
         """Train one agent per member and return the members' real returns."""
         fitness_fn, sample = self.population_fitness(algorithm, double)
         n = jax.tree.leaves(population)[0].shape[0]
@@ -246,7 +309,8 @@ class MetaTrainer:
             hp_keys = jnp.broadcast_to(hp_keys[0], hp_keys.shape)
             run_keys = jnp.broadcast_to(run_keys[0], run_keys.shape)
         hps = sample(hp_keys)
-        return fitness_fn(population, hps, run_keys), hps
+        eval_steps = jnp.asarray(self.eval_steps(generation), jnp.int32)
+        return fitness_fn(population, hps, run_keys, eval_steps), hps
 
     # --- the outer loop ---------------------------------------------------
     def init(self, key: jax.Array):
@@ -265,7 +329,14 @@ class MetaTrainer:
         key, ask_key, fit_key, tell_key, mean_key = jax.random.split(state["key"], 5)
         algorithm, double = self.algorithm_for(generation, fit_key)
         population, es_state = self.strategy.ask(ask_key, state["es_state"], self.es_params)
-        fitness, hps = self.score(population, fit_key, algorithm, double, shared=True)
+        # The paper's num_rollouts (8 for Pendulum): fitness averages several agents,
+        # each with its own hyperparameters and seed, shared by the whole population.
+        rollout_keys = [fit_key] + [jax.random.fold_in(fit_key, r)
+                                    for r in range(1, self.config.rollouts_per_member)]
+        scored = [self.score(population, k, algorithm, double, shared=True,
+                             generation=generation) for k in rollout_keys]
+        fitness = jnp.mean(jnp.stack([f for f, _ in scored]), axis=0)
+        hps = scored[0][1]
         es_state, _ = self.strategy.tell(tell_key, population, -fitness, es_state, self.es_params)
         every = self.config.mean_eval_every
         last = generation + 1 == self.config.num_generations
@@ -277,12 +348,14 @@ class MetaTrainer:
             "fitness_max": jnp.max(fitness),
             "fitness_min": jnp.min(fitness),
             "learning_rate": hps.learning_rate[0],
+            "eval_steps": self.eval_steps(generation),
             # NaN where the ES mean was not evaluated this generation.
-            "mean_fitness": self.mean_fitness(es_state, mean_key) if evaluate_mean else np.nan,
+            "mean_fitness": (self.mean_fitness(es_state, mean_key, generation)
+                             if evaluate_mean else np.nan),
         }
         return {"es_state": es_state, "key": key}, metrics
 
-    def mean_fitness(self, es_state, key) -> jax.Array:
+    def mean_fitness(self, es_state, key, generation: int) -> jax.Array:
         """Real return of agents trained on the ES mean: for every algorithm, one
         agent per population slot, each with its own hyperparameters and seed."""
         mean = self.mean_params(es_state)
@@ -292,7 +365,7 @@ class MetaTrainer:
         for i, algorithm in enumerate(self.config.algorithms):
             double = True if algorithm == "dqn" else None  # one fixed DQN variant
             fitness, _ = self.score(batch, jax.random.fold_in(key, i), algorithm, double,
-                                    shared=False)
+                                    shared=False, generation=generation)
             scores.append(jnp.mean(fitness))
         return jnp.mean(jnp.stack(scores))
 
