@@ -342,3 +342,27 @@ def test_shipped_inverted_pendulum_scb_is_its_experiments_quick_preset():
     assert set(ckpt.extra["transfer"]) == set(quick.transfer_algorithms)
     assert all(len(row["returns"]) == quick.transfer_configs
                for row in ckpt.extra["transfer"].values())
+
+
+def test_fitness_averages_the_agents_of_each_member(monkeypatch):
+    """``rollouts_per_member`` (the paper's num_rollouts): R agents, R distinct draws."""
+    import types
+
+    from learnenv.synthetic import meta
+
+    cfg = SCBMetaConfig(algorithms=("ppo",), population_size=4, rollouts_per_member=3,
+                        mean_eval_every=0)
+    trainer = meta.MetaTrainer(cfg)
+    keys = []
+
+    def fake_score(self, population, key, algorithm, double, shared, generation=None):
+        keys.append(np.asarray(jax.random.key_data(key)))
+        n = jax.tree.leaves(population)[0].shape[0]
+        return jnp.arange(n) + 10.0 * len(keys), types.SimpleNamespace(
+            learning_rate=jnp.full(n, 1e-3))
+
+    monkeypatch.setattr(meta.MetaTrainer, "score", fake_score)
+    _, metrics = trainer.generation(trainer.init(jax.random.key(0)), 0)
+    assert len(keys) == 3 and len({k.tobytes() for k in keys}) == 3
+    assert float(metrics["fitness_mean"]) == pytest.approx(1.5 + 20.0)  # mean of 10, 20, 30
+    assert float(metrics["fitness_max"]) == pytest.approx(3 + 20.0)
