@@ -18,6 +18,10 @@ sequential gradient steps) and SNES starts with sigma 0.15 instead of 0.05
 (with a population of 32 instead of 128, sigma 0.05 left every member's
 fitness flat for the first generations). The transfer test always uses the
 paper's agent layout. Continuous tasks score fitness with greedy actions.
+Full presets are the paper's per-environment configurations (synthetic-gymnax),
+including MountainCar's and brax's evaluation-length curricula, Pendulum's
+fitness averaged over eight agents per member, and each task's own agent layout
+(``inner_structure="paper"``, see :data:`learnenv.synthetic.meta.PAPER_ENV_DIFFERENCES`).
 Measured for CartPole (16 test agents per algorithm):
 with PPO alone, 60 generations gave an SCB on which 14 of 48 agents solved the
 real task; with PPO and DQN alternating, 40 generations gave 46 of 48.
