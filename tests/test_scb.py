@@ -268,6 +268,8 @@ def test_full_presets_use_the_papers_evaluation_length_curricula():
     assert [mountaincar.eval_steps(g) for g in (0, 200, 500, 800, 999)] == [1000, 1000, 600,
                                                                            200, 200]
     assert mountaincar.eval_steps() == 200  # a test of the finished SCB uses the real cap
+    quick = MetaTrainer(experiments.get("scb-mountaincar").presets["quick"].meta_config())
+    assert [quick.eval_steps(g) for g in (0, 8, 32, 39)] == [1000, 1000, 200, 200]  # scaled
     hopper = MetaTrainer(experiments.get("scb-brax-hopper").presets["full"].meta_config())
     assert [hopper.eval_steps(g) for g in (0, 200, 1000, 1800)] == [100, 100, 550, 1000]
     cartpole = MetaTrainer(experiments.get("scb-cartpole").presets["full"].meta_config())

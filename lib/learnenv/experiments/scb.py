@@ -19,7 +19,8 @@ sequential gradient steps) and SNES starts with sigma 0.15 instead of 0.05
 fitness flat for the first generations). The transfer test always uses the
 paper's agent layout. Continuous tasks score fitness with greedy actions.
 Full presets are the paper's per-environment configurations (synthetic-gymnax),
-including MountainCar's and brax's evaluation-length curricula, Pendulum's
+including MountainCar's and brax's evaluation-length curricula (MountainCar's
+quick preset has its curriculum too, scaled to 40 generations), Pendulum's
 fitness averaged over eight agents per member, and each task's own agent layout
 (``inner_structure="paper"``, see :data:`learnenv.synthetic.meta.PAPER_ENV_DIFFERENCES`).
 Measured for CartPole (16 test agents per algorithm):
@@ -184,14 +185,24 @@ def run(config: SCBExperiment, out_dir: Path, key: Any) -> dict[str, Any]:
     return summary
 
 
+def _scaled_curriculum(curriculum: dict, generations: int, paper_generations: int) -> dict:
+    """The paper's curriculum with its generations scaled to a shorter run."""
+    scale = generations / paper_generations
+    return {**curriculum,
+            "eval_curriculum_begin": round(curriculum["eval_curriculum_begin"] * scale),
+            "eval_curriculum_generations": round(curriculum["eval_curriculum_generations"] * scale)}
+
+
 for _name, (_env, _discrete, _pop, _gens) in CLASSIC_CONTROL.items():
     _paper_extras = {"MountainCar-v0": MOUNTAINCAR_CURRICULUM,
                      "Pendulum-v1": dict(rollouts_per_member=8)}.get(_env, {})
+    _quick_extras = ({} if _env != "MountainCar-v0" else
+                     _scaled_curriculum(MOUNTAINCAR_CURRICULUM, _quick(_env).num_generations, _gens))
     register(
         _name,
         f"Meta-train a synthetic contextual bandit for {_env} with SNES and test transfer "
         "of fresh agents with sampled hyperparameters to the real environment.",
-        presets={"quick": _quick(_env),
+        presets={"quick": _quick(_env, **_quick_extras),
                  "full": _full(_env, _discrete, _pop, _gens, **_paper_extras)},
         run=run,
     )
