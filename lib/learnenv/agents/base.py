@@ -59,8 +59,11 @@ def evaluate(
 
     Pure and jittable (``num_episodes``, ``greedy`` and ``max_steps`` are
     static); vmap it over params, keys or env_params. Each episode stops at its
-    first termination or truncation; ``max_steps`` defaults to the
-    environment's ``max_steps_in_episode``.
+    first termination or truncation; ``max_steps`` (a bound on the loop)
+    defaults to the environment's ``max_steps_in_episode``. The loop ends as soon
+    as every episode has ended, so a traced, shorter ``max_steps_in_episode`` in
+    ``env_params`` (an evaluation-length curriculum) or agents that fail early
+    cost only the steps they run.
     """
     if max_steps is None:
         max_steps = int(env_params.max_steps_in_episode)
@@ -68,21 +71,25 @@ def evaluate(
     def one_episode(key):
         reset_key, loop_key = jax.random.split(key)
         obs, state = env.reset(reset_key, env_params)
+        step_keys = jax.random.split(loop_key, max_steps)
 
-        def step(carry, key):
-            obs, state, ret, alive = carry
-            act_key, step_key = jax.random.split(key)
+        def running(carry):
+            t, _, _, _, alive = carry
+            return jnp.logical_and(t < max_steps, alive > 0)
+
+        def step(carry):
+            t, obs, state, ret, alive = carry
+            act_key, step_key = jax.random.split(step_keys[t])
             action = policy(params, obs, act_key, greedy)
             obs, state, reward, terminated, truncated, _ = env.step(
                 step_key, state, action, env_params
             )
             ret = ret + alive * reward
             alive = alive * (1.0 - jnp.logical_or(terminated, truncated))
-            return (obs, state, ret, alive), None
+            return t + 1, obs, state, ret, alive
 
-        carry = (obs, state, jnp.zeros(()), jnp.ones(()))
-        (_, _, ret, _), _ = jax.lax.scan(step, carry, jax.random.split(loop_key, max_steps))
-        return ret
+        carry = (jnp.zeros((), jnp.int32), obs, state, jnp.zeros(()), jnp.ones(()))
+        return jax.lax.while_loop(running, step, carry)[3]
 
     return jax.vmap(one_episode)(jax.random.split(key, num_episodes))
 
