@@ -240,8 +240,9 @@ class MetaTrainer:
         self.eval_schedule = optax.linear_schedule(
             start, self.eval_max_steps, config.eval_curriculum_generations,
             config.eval_curriculum_begin)
-        # Episodes are scanned for the longest length of the curriculum; the real
-        # env's time limit, a traced parameter, cuts them at this generation's length.
+        # The longest length of the curriculum bounds the evaluation loop; the real
+        # env's time limit, a traced parameter, ends episodes at this generation's
+        # length, and the loop stops when they have all ended.
         self.eval_scan_steps = max(start, self.eval_max_steps)
         self._fitness_fns: dict[tuple, Callable] = {}
 
