@@ -196,8 +196,8 @@ def _scaled_curriculum(curriculum: dict, generations: int, paper_generations: in
 for _name, (_env, _discrete, _pop, _gens) in CLASSIC_CONTROL.items():
     _paper_extras = {"MountainCar-v0": MOUNTAINCAR_CURRICULUM,
                      "Pendulum-v1": dict(rollouts_per_member=8)}.get(_env, {})
-    _quick_extras = ({} if _env != "MountainCar-v0" else
-                     _scaled_curriculum(MOUNTAINCAR_CURRICULUM, _quick(_env).num_generations, _gens))
+    _quick_extras = (_scaled_curriculum(_paper_extras, _quick(_env).num_generations, _gens)
+                     if "eval_steps_start" in _paper_extras else {})
     register(
         _name,
         f"Meta-train a synthetic contextual bandit for {_env} with SNES and test transfer "
@@ -222,7 +222,6 @@ register(
     "Meta-train a synthetic contextual bandit for brax's inverted pendulum (not in the "
     "paper: the brax task a CPU meta-trains in minutes) and test transfer to the real task.",
     presets={"quick": _brax_cpu("brax/inverted_pendulum", generations=60, eval_episodes=8),
-             "full": dataclasses.replace(_full("brax/inverted_pendulum", False, 128, 300),
-                                         eval_max_steps=1000)},
+             "full": _full("brax/inverted_pendulum", False, 128, 300, eval_max_steps=1000)},
     run=run,
 )
