@@ -32,10 +32,18 @@ def field(
     low_inclusive: bool = True,
     high_inclusive: bool = True,
     choices: Sequence[Any] | None = None,
+    traced: bool = False,
     doc: str = "",
 ) -> Any:
-    """A dataclass field with an allowed range (numbers) or set of choices."""
+    """A dataclass field with an allowed range (numbers) or set of choices.
+
+    ``traced=True`` marks a numeric hyperparameter that the training function
+    reads as a traced value (so it can be vmapped: a learning rate, an entropy
+    coefficient); every other field is static (shapes, step counts, flags that
+    change the program). :meth:`Config.hyperparams` collects the traced ones.
+    """
     meta = dict(
+        traced=traced,
         low=low,
         high=high,
         low_inclusive=low_inclusive,
@@ -93,6 +101,13 @@ class Config:
     def validate(self) -> None:
         """Cross-field checks; override and raise ValueError naming the fields."""
 
+    def hyperparams(self) -> Any:
+        """The ``traced=True`` fields as a pytree (a flax struct), the values that
+        ``train(key, hyperparams, env_params)`` takes traced: one declaration per
+        hyperparameter, the config field, and this view of it."""
+        cls = hyperparams_class(type(self))
+        return cls(**{f.name: getattr(self, f.name) for f in dataclasses.fields(cls)})
+
     def replace(self: C, **changes: Any) -> C:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
@@ -113,6 +128,33 @@ class Config:
             raise TypeError(f"{cls.__name__} has no field(s) {sorted(unknown)}.")
         fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**fixed)
+
+
+_HYPERPARAMS_CLASSES: dict[type, type] = {}
+
+
+def traced_fields(config_class: type) -> tuple[str, ...]:
+    """Names of the fields of ``config_class`` declared with ``traced=True``."""
+    return tuple(f.name for f in dataclasses.fields(config_class) if f.metadata.get("traced"))
+
+
+def hyperparams_class(config_class: type) -> type:
+    """The flax struct of ``config_class``'s traced fields (made once per class).
+
+    Its fields keep the config's defaults, so ``hyperparams_class(PPOConfig)()``
+    holds PPO's default hyperparameters.
+    """
+    if config_class not in _HYPERPARAMS_CLASSES:
+        from flax import struct
+
+        traced = [f for f in dataclasses.fields(config_class) if f.metadata.get("traced")]
+        name = config_class.__name__.removesuffix("Config") + "Hyperparams"
+        namespace = {"__annotations__": {f.name: float for f in traced},
+                     **{f.name: f.default for f in traced},
+                     "__module__": config_class.__module__, "__qualname__": name,
+                     "__doc__": f"The traced hyperparameters of {config_class.__name__}."}
+        _HYPERPARAMS_CLASSES[config_class] = struct.dataclass(type(name, (), namespace))
+    return _HYPERPARAMS_CLASSES[config_class]
 
 
 def gpu_available() -> bool:
