@@ -64,7 +64,7 @@ def main() -> None:
         env_name="MountainCar-v0", algorithms=("ppo", "dqn"), population_size=2,
         inner_structure="fast", num_eval_episodes=8, eval_greedy=False,
         eval_steps_start=1000, eval_curriculum_begin=10**6, mean_eval_every=0)
-    trainer = meta.MetaTrainer(config)
+    trainer = meta.SCBFitness(config)
     env = trainer.synthetic_env
     keys = jax.random.split(jax.random.key(args.seed), args.num_scbs)
     population = jax.vmap(env.init_network_params)(keys)

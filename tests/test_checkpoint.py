@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from learnenv import io
+from learnenv import io, io_v1
 from learnenv.checkpoint import RunMismatchError, latest_checkpoint, run_resumable
 from learnenv.config import Config, field
 
@@ -108,9 +108,10 @@ def test_run_in_two_calls_equals_one(tmp_path, reference):
     out = run_resumable(_step, _init(), N, tmp_path, every=2, config=CONFIG, progress=False)
     assert out.start_iteration == 5
     assert _identical(out.state, reference.state) and _identical(out.metrics, reference.metrics)
-    ckpt = io.load(out.checkpoint)
+    ckpt = io.load(out.checkpoint, config_cls=LoopConfig)
     assert ckpt.kind == "resume-state" and ckpt.extra["iteration"] == N
     assert ckpt.config == CONFIG
+    assert io.load(out.checkpoint).config == CONFIG.to_dict()  # without a class: data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,3 +186,55 @@ def test_step_must_keep_state_types(tmp_path):
     with pytest.raises(TypeError, match="differ from init_state .*mean"):
         run_resumable(widening, _init(), 3, tmp_path, progress=False)
     assert latest_checkpoint(tmp_path) is None  # nothing written for a broken loop
+
+
+Metrics = __import__("collections").namedtuple("Metrics", "best fitness")
+
+
+def test_resumed_metrics_keep_step_fns_structure(tmp_path, reference):
+    def step(state, i):
+        new, metrics = _step(state, i)
+        return new, Metrics(**metrics)
+
+    run_resumable(step, _init(), 5, tmp_path, config=CONFIG, progress=False)
+    out = run_resumable(step, _init(), N, tmp_path, config=CONFIG, progress=False)
+    assert out.start_iteration == 5 and isinstance(out.metrics, Metrics)
+    np.testing.assert_array_equal(out.metrics.fitness, reference.metrics["fitness"])
+
+
+def _nest(flat):
+    """A flat tree description as the nested one of checkpoint format 1."""
+    root = {"t": "dict", "c": {}}
+    for path, leaf in flat.items():
+        node = root
+        *parents, last = path.split("/")
+        for p in parents:
+            node = node["c"].setdefault(p, {"t": "dict", "c": {}})
+        node["c"][last] = leaf.replace("key<fry>", "key<threefry2x32>")
+    return root
+
+
+def test_format_1_run_folder_is_refused_then_converted_and_resumed(tmp_path, reference):
+    import json
+
+    first = run_resumable(_step, _init(), 5, tmp_path, config=CONFIG, progress=False)
+    meta_file = first.checkpoint.with_suffix(".json")
+    meta = json.loads(meta_file.read_text())
+    # write it back as format 1 did: nested trees, weak types marked, the same arrays
+    meta["format_version"] = 1
+    meta["trees"] = {name: _nest(flat) for name, flat in meta["trees"].items()}
+    meta["trees"]["params"]["c"]["count"] = "weak int32[]"
+    prints = meta["extra"]["fingerprint"]
+    prints["state_structure"] = _nest(prints["state_structure"])
+    for key in ("spec", "summary"):
+        del meta[key]
+    meta_file.write_text(json.dumps(meta))
+
+    with pytest.raises(io.OldFormatError, match="io_v1.convert"):
+        run_resumable(_step, _init(), N, tmp_path, config=CONFIG, progress=False)
+    assert latest_checkpoint(tmp_path) == first.checkpoint  # nothing deleted or overwritten
+
+    io_v1.convert(first.checkpoint)
+    out = run_resumable(_step, _init(), N, tmp_path, config=CONFIG, progress=False)
+    assert out.start_iteration == 5
+    assert _identical(out.state, reference.state) and _identical(out.metrics, reference.metrics)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
+import numpy as np
 import pytest
 
 from learnenv import config as cfgmod
-from learnenv.config import Config, field
+from learnenv.config import Config, deep_tuple, field
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,6 +19,9 @@ class ToyConfig(Config):
     gamma: float = field(0.99, low=0.0, high=1.0)
     algo: str = field("ppo", choices=("ppo", "dqn"))
     hidden: tuple = field((64, 64))
+    # Plain defaults, without field(): checked by their annotation alone.
+    clip: float = 10.0
+    anneal: bool = True
 
     def validate(self) -> None:
         if self.algo == "dqn" and self.num_envs > 1024:
@@ -69,6 +74,118 @@ def test_non_number_for_numeric_field_raises_type_error():
         ToyConfig(num_envs=True)
 
 
+# --- types, from the annotations ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"num_envs": 4.5}, r"ToyConfig\.num_envs=4\.5 must be an int, not float"),
+        ({"num_envs": 8.0}, r"ToyConfig\.num_envs=8\.0 must be an int, not float"),
+        ({"num_envs": None}, r"ToyConfig\.num_envs=None must be an int"),
+        ({"lr": "1e-3"}, r"ToyConfig\.lr='1e-3' must be a number, not str"),
+        ({"lr": True}, r"ToyConfig\.lr=True must be a number, not bool"),
+        ({"clip": "10"}, r"ToyConfig\.clip='10' must be a number"),
+        ({"anneal": 1}, r"ToyConfig\.anneal=1 must be True or False, not int"),
+        ({"anneal": 0}, r"ToyConfig\.anneal=0 must be True or False"),
+        ({"anneal": "False"}, r"ToyConfig\.anneal='False' must be True or False, not str"),
+        ({"algo": 1}, r"ToyConfig\.algo=1 must be a string, not int"),
+        ({"hidden": [32]}, r"ToyConfig\.hidden=\[32\] must be a tuple, not list \(a config is frozen"),
+        ({"hidden": 32}, r"ToyConfig\.hidden=32 must be a tuple"),
+    ],
+)
+def test_wrong_type_names_field_and_type(changes, message):
+    with pytest.raises(TypeError, match=message):
+        ToyConfig(**changes)
+    with pytest.raises(TypeError, match=message):
+        ToyConfig().replace(**changes)
+
+
+def test_numbers_widen_to_the_annotated_type():
+    cfg = ToyConfig(lr=1, clip=3, num_envs=np.int64(16), gamma=np.float32(0.5))
+    assert (cfg.lr, cfg.clip, cfg.num_envs, cfg.gamma) == (1.0, 3.0, 16, 0.5)
+    assert [type(v) for v in (cfg.lr, cfg.clip, cfg.num_envs, cfg.gamma)] == [float, float, int, float]
+    assert cfg == ToyConfig(lr=1.0, clip=3.0, num_envs=16, gamma=0.5)
+    assert hash(cfg) == hash(ToyConfig(lr=1.0, clip=3.0, num_envs=16, gamma=0.5))
+
+
+def test_annotations_of_a_class_defined_in_a_function_are_checked():
+    class Local:
+        pass
+
+    @dataclasses.dataclass(frozen=True)
+    class LocalConfig(Config):
+        steps: int = 1
+        thing: Local | None = None  # a name get_type_hints cannot resolve: not checked
+
+    assert LocalConfig(thing=Local()).steps == 1
+    with pytest.raises(TypeError, match=r"LocalConfig\.steps=1\.5 must be an int"):
+        LocalConfig(steps=1.5)
+
+
+# --- choices computed when checked ----------------------------------------------
+
+
+_REGISTERED = ["CartPole-v1", "Acrobot-v1"]
+_calls = []
+
+
+def _registered_names():
+    _calls.append(None)
+    return _REGISTERED
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvConfig(Config):
+    env_name: str = field("CartPole-v1", choices=_registered_names)
+
+
+def test_callable_choices_are_read_when_a_config_is_checked(monkeypatch):
+    monkeypatch.setitem(globals(), "_REGISTERED", ["CartPole-v1", "Acrobot-v1"])
+    calls = len(_calls)
+    assert EnvConfig().env_name == "CartPole-v1"
+    assert len(_calls) > calls
+    with pytest.raises(ValueError, match="not allowed"):
+        EnvConfig(env_name="MountainCar-v0")
+    _REGISTERED.append("MountainCar-v0")  # registered after the class was defined
+    assert EnvConfig(env_name="MountainCar-v0").env_name == "MountainCar-v0"
+
+
+def test_callable_choices_are_not_called_when_the_class_is_defined():
+    def boom():
+        raise AssertionError("choices called at class definition")
+
+    @dataclasses.dataclass(frozen=True)
+    class Lazy(Config):
+        name: str = field("a", choices=boom)
+
+    with pytest.raises(AssertionError, match="class definition"):
+        Lazy()
+
+
+def test_wrong_name_lists_valid_names_and_suggests_the_closest():
+    with pytest.raises(ValueError) as info:
+        EnvConfig(env_name="Cartpole-v1")
+    message = str(info.value)
+    assert message.startswith("EnvConfig.env_name='Cartpole-v1' is not allowed (did you mean 'CartPole-v1'?)")
+    assert message.endswith("must be one of 'CartPole-v1', 'Acrobot-v1'.")
+    with pytest.raises(ValueError) as info:
+        EnvConfig(env_name="zzz")
+    assert "did you mean" not in str(info.value)
+
+
+def test_choices_from_the_environment_registry():
+    from learnenv import envs
+
+    @dataclasses.dataclass(frozen=True)
+    class RealEnvConfig(Config):
+        env_name: str = field("CartPole-v1", choices=envs.names)
+
+    assert RealEnvConfig(env_name="Acrobot-v1").env_name == "Acrobot-v1"
+    with pytest.raises(ValueError, match=r"'CartPol-v1' is not allowed \(did you mean 'CartPole-v1'"):
+        RealEnvConfig(env_name="CartPol-v1")
+
+
 def test_cross_field_validate_runs():
     with pytest.raises(ValueError, match="num_envs=2048"):
         ToyConfig(algo="dqn", num_envs=2048)
@@ -80,13 +197,30 @@ def test_replace_validates_and_rejects_unknown_fields():
     assert cfg.num_envs == 8  # unchanged
     with pytest.raises(ValueError, match="num_envs"):
         cfg.replace(num_envs=-1)
-    with pytest.raises(TypeError, match="no field"):
+    with pytest.raises(TypeError) as info:
         cfg.replace(num_env=16)
+    assert "no field(s) 'num_env' (did you mean 'num_envs'?); valid fields: lr, num_envs" in str(info.value)
 
 
 def test_mutable_default_is_rejected():
     with pytest.raises(TypeError, match="immutable"):
         field([64, 64])
+
+
+# --- round trips ------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class NestedConfig(Config):
+    agent_variants: tuple = (((64,), 64), ((128,), 32))  # (hidden_sizes, batch_size) each
+    hidden_sizes: tuple = (64, 64)
+    lr: float = 1e-3
+
+
+def test_deep_tuple_turns_nested_lists_into_tuples():
+    assert deep_tuple([[[64], 64], ([128], 32)]) == (((64,), 64), ((128,), 32))
+    assert deep_tuple([]) == ()
+    assert deep_tuple("abc") == "abc" and deep_tuple(3) == 3
 
 
 def test_dict_round_trip():
@@ -96,6 +230,24 @@ def test_dict_round_trip():
     assert ToyConfig.from_dict({**cfg.to_dict(), "hidden": [32]}) == cfg
     with pytest.raises(TypeError, match="no field"):
         ToyConfig.from_dict({"bogus": 1})
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [NestedConfig(), NestedConfig(agent_variants=(((64, 64), 128),), hidden_sizes=(), lr=1)],
+)
+def test_nested_tuples_survive_dict_and_json(cfg):
+    assert NestedConfig.from_dict(cfg.to_dict()) == cfg
+    from_json = NestedConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert from_json == cfg and hash(from_json) == hash(cfg)
+    assert isinstance(from_json.agent_variants[0][0], tuple)
+
+
+def test_from_dict_checks_types():
+    with pytest.raises(TypeError, match=r"NestedConfig\.lr='fast' must be a number"):
+        NestedConfig.from_dict({"lr": "fast"})
+    with pytest.raises(TypeError, match=r"NestedConfig\.hidden_sizes=64 must be a tuple"):
+        NestedConfig.from_dict({"hidden_sizes": 64})
 
 
 # --- frozen -----------------------------------------------------------------

@@ -220,3 +220,37 @@ def test_continuous_ppo_learns_on_brax():
     print(f"brax inverted_pendulum: trained {trained:.1f}, random {rand:.1f}")
     # Measured: random 31, trained 200 (the cap) after 32k steps.
     assert trained > 3 * rand, (trained, rand)
+
+
+def test_eval_hook_sees_the_params_of_its_update_and_leaves_training_unchanged():
+    """``eval_fn`` gets what ``make_policy`` needs (network and observation statistics)
+    after each update that reaches or passes a multiple of ``eval_every``.
+
+    Without lr annealing a shorter run is a prefix of a longer one, which gives
+    the params after each update to evaluate by hand.
+    """
+    env, env_params = envs.make("Pendulum-v1")
+    config = ppo.PPOConfig(total_timesteps=1024, num_envs=4, num_steps=32, num_minibatches=2,
+                           update_epochs=2, hidden_sizes=(8,), anneal_lr=False,
+                           normalize_observations=True)
+    policy = ppo.make_policy(config, env, env_params)
+
+    def eval_fn(params, key):
+        returns = evaluate(policy, params, env, env_params, jax.random.key(11), 2)
+        checksum = sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(params))
+        return returns.mean() + 1e-3 * checksum
+
+    key = jax.random.key(5)
+    hooked = jax.jit(ppo.make_train(config, env, env_params, eval_every=300,
+                                    eval_fn=eval_fn))(key)
+    steps = np.asarray(hooked.metrics["timesteps"])
+    evals = np.asarray(hooked.metrics["eval_return"])
+    # Updates of 128 steps first reach or pass 300, 600 and 900 at 384, 640 and 1024.
+    np.testing.assert_array_equal(steps[~np.isnan(evals)], [384, 640, 1024])
+    for step in (384, 640, 1024):
+        plain = jax.jit(ppo.make_train(config.replace(total_timesteps=step), env,
+                                       env_params))(key)
+        np.testing.assert_allclose(evals[steps == step], jax.jit(eval_fn)(plain.params, None),
+                                   rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(hooked.params), jax.tree.leaves(plain.params)):
+        np.testing.assert_array_equal(a, b)

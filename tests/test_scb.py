@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from learnenv.synthetic import SyntheticContextualBandit, SyntheticEnvParams, SyntheticMDP
+from learnenv.synthetic.base import broadcast
 from learnenv.synthetic.meta import (
     PAPER_HYPERPARAMETERS,
     SCBMetaConfig,
@@ -125,33 +126,30 @@ def test_meta_training_runs_and_resumes_identically(tmp_path, monkeypatch):
                         inner_timesteps=1000, num_eval_episodes=2, eval_max_steps=50,
                         eval_steps_start=20, eval_curriculum_generations=2,
                         mean_eval_every=0, checkpoint_every=1)
-    full = meta.meta_train(cfg, checkpoint_dir=None, progress=False)
-    trainer = full["trainer"]  # reuse its compiled functions
-    assert full["history"]["fitness_mean"].shape == (3,)
-    assert np.all(full["history"]["fitness_mean"] > 0)
-    np.testing.assert_array_equal(full["history"]["eval_steps"], [20, 35, 50])
+    _, full_params, full = meta.meta_train(cfg, checkpoint_dir=None, progress=False)
+    assert full.history["fitness"].shape == (3, 4)
+    np.testing.assert_array_equal(full.history["eval_steps"], [20, 35, 50])
     # CartPole pays 1 per step, so the curriculum's length caps the fitness.
-    assert np.all(full["history"]["fitness_max"] <= full["history"]["eval_steps"])
+    assert np.all(full.history["fitness_max"] <= full.history["eval_steps"])
 
     # Interrupt the run in generation 2, then start it again: it resumes.
-    original = meta.MetaTrainer.generation
+    original = meta.SCBFitness.__call__
 
-    def crash_in_generation_2(self, state, generation):
+    def crash_in_generation_2(self, population, key, generation):
         if generation == 2:
             raise KeyboardInterrupt
-        return original(self, state, generation)
+        return original(self, population, key, generation)
 
-    monkeypatch.setattr(meta.MetaTrainer, "generation", crash_in_generation_2)
+    monkeypatch.setattr(meta.SCBFitness, "__call__", crash_in_generation_2)
     with pytest.raises(KeyboardInterrupt):
-        meta.meta_train(cfg, checkpoint_dir=tmp_path, progress=False, trainer=trainer)
-    monkeypatch.setattr(meta.MetaTrainer, "generation", original)
-    resumed = meta.meta_train(cfg, checkpoint_dir=tmp_path, progress=False, trainer=trainer)
+        meta.meta_train(cfg, checkpoint_dir=tmp_path, progress=False)
+    monkeypatch.setattr(meta.SCBFitness, "__call__", original)
+    _, resumed_params, resumed = meta.meta_train(cfg, checkpoint_dir=tmp_path, progress=False)
 
-    np.testing.assert_array_equal(full["history"]["fitness_mean"],
-                                  resumed["history"]["fitness_mean"])
-    assert isinstance(resumed["env_params"], SyntheticEnvParams)
-    for a, b in zip(jax.tree.leaves(full["env_params"].network_params),
-                    jax.tree.leaves(resumed["env_params"].network_params)):
+    np.testing.assert_array_equal(full.history["fitness"], resumed.history["fitness"])
+    assert isinstance(resumed_params, SyntheticEnvParams)
+    for a, b in zip(jax.tree.leaves(full_params.network_params),
+                    jax.tree.leaves(resumed_params.network_params)):
         np.testing.assert_array_equal(a, b)
 
 
@@ -245,7 +243,7 @@ def test_scb_saves_and_loads_in_one_call_and_refuses_other_checkpoints(tmp_path)
     for a, b in zip(jax.tree.leaves(params.network_params), jax.tree.leaves(loaded.network_params)):
         np.testing.assert_array_equal(a, b)
     io.save(tmp_path / "agent", params={"w": jnp.zeros(3)}, env_name="CartPole-v1")
-    with pytest.raises(io.CheckpointError, match="not a synthetic contextual bandit"):
+    with pytest.raises(io.CheckpointError, match="holds kind 'agent', not 'scb'"):
         meta.load_scb(tmp_path / "agent")
 
 
@@ -262,17 +260,17 @@ def test_scb_experiments_are_registered_with_both_presets():
 
 def test_full_presets_use_the_papers_evaluation_length_curricula():
     from learnenv import experiments
-    from learnenv.synthetic.meta import MetaTrainer
+    from learnenv.synthetic.meta import SCBFitness
 
-    mountaincar = MetaTrainer(experiments.get("scb-mountaincar").presets["full"].meta_config())
+    mountaincar = SCBFitness(experiments.get("scb-mountaincar").presets["full"].meta_config())
     assert [mountaincar.eval_steps(g) for g in (0, 200, 500, 800, 999)] == [1000, 1000, 600,
                                                                            200, 200]
     assert mountaincar.eval_steps() == 200  # a test of the finished SCB uses the real cap
-    quick = MetaTrainer(experiments.get("scb-mountaincar").presets["quick"].meta_config())
+    quick = SCBFitness(experiments.get("scb-mountaincar").presets["quick"].meta_config())
     assert [quick.eval_steps(g) for g in (0, 8, 32, 39)] == [1000, 1000, 200, 200]  # scaled
-    hopper = MetaTrainer(experiments.get("scb-brax-hopper").presets["full"].meta_config())
+    hopper = SCBFitness(experiments.get("scb-brax-hopper").presets["full"].meta_config())
     assert [hopper.eval_steps(g) for g in (0, 200, 1000, 1800)] == [100, 100, 550, 1000]
-    cartpole = MetaTrainer(experiments.get("scb-cartpole").presets["full"].meta_config())
+    cartpole = SCBFitness(experiments.get("scb-cartpole").presets["full"].meta_config())
     assert {cartpole.eval_steps(g) for g in (0, 150, 299)} == {500}
 
 
@@ -289,11 +287,9 @@ def test_first_generation_of_a_brax_full_preset_runs_on_cpu():
     tiny = dataclasses.replace(full, population_size=2, num_generations=1, inner_timesteps=1500,
                                num_eval_episodes=1, eval_max_steps=10, eval_steps_start=10,
                                mean_eval_every=0)
-    trainer = meta.MetaTrainer(tiny.meta_config())
-    assert trainer.synthetic_env.num_parameters() == 1260  # the paper's hopper checkpoint
-    state, metrics = trainer.generation(trainer.init(jax.random.key(0)), 0)
-    assert np.isfinite(float(metrics["fitness_mean"]))
-    assert int(state["es_state"].generation_counter) == 1
+    env, _, result = meta.meta_train(tiny.meta_config(), progress=False)
+    assert env.num_parameters() == 1260  # the paper's hopper checkpoint
+    assert result.generations == 1 and result.history["fitness"].shape == (1, 2)
 
 
 def test_shipped_scbs_load_in_one_call_with_provenance_and_transfer_results():
@@ -324,7 +320,7 @@ def test_shipped_synthetic_mdp_is_the_quick_preset_with_kind_mdp():
 
     env, params = pretrained.load("mdp-cartpole-quick")
     assert type(env) is SyntheticMDP and env.num_parameters(params) == 1098
-    ckpt = pretrained.load_checkpoint("mdp-cartpole-quick")
+    ckpt = pretrained.load_checkpoint("mdp-cartpole-quick", config_cls=SCBMetaConfig)
     quick = experiments.get("scb-cartpole").presets["quick"].meta_config()
     assert ckpt.config == dataclasses.replace(quick, kind="mdp")
     assert len(ckpt.metrics["fitness_mean"]) == quick.num_generations
@@ -338,7 +334,7 @@ def test_shipped_inverted_pendulum_scb_is_its_experiments_quick_preset():
 
     from learnenv import experiments, pretrained
 
-    ckpt = pretrained.load_checkpoint("scb-brax-inverted-pendulum-v1")
+    ckpt = pretrained.load_checkpoint("scb-brax-inverted-pendulum-v1", config_cls=SCBMetaConfig)
     quick = experiments.get("scb-brax-inverted-pendulum").presets["quick"]
     assert ckpt.config == dataclasses.replace(quick.meta_config(), seed=1)
     assert set(ckpt.extra["transfer"]) == set(quick.transfer_algorithms)
@@ -354,7 +350,7 @@ def test_fitness_averages_the_agents_of_each_member(monkeypatch):
 
     cfg = SCBMetaConfig(algorithms=("ppo",), population_size=4, rollouts_per_member=3,
                         mean_eval_every=0)
-    trainer = meta.MetaTrainer(cfg)
+    fitness = meta.SCBFitness(cfg)
     keys = []
 
     def fake_score(self, population, key, algorithm, double, shared, generation=None):
@@ -363,8 +359,9 @@ def test_fitness_averages_the_agents_of_each_member(monkeypatch):
         return jnp.arange(n) + 10.0 * len(keys), types.SimpleNamespace(
             learning_rate=jnp.full(n, 1e-3))
 
-    monkeypatch.setattr(meta.MetaTrainer, "score", fake_score)
-    _, metrics = trainer.generation(trainer.init(jax.random.key(0)), 0)
+    monkeypatch.setattr(meta.SCBFitness, "score", fake_score)
+    population = broadcast(fitness.template.network_params, 4)
+    values, _ = fitness(population, jax.random.key(0), 0)
     assert len(keys) == 3 and len({k.tobytes() for k in keys}) == 3
-    assert float(metrics["fitness_mean"]) == pytest.approx(1.5 + 20.0)  # mean of 10, 20, 30
-    assert float(metrics["fitness_max"]) == pytest.approx(3 + 20.0)
+    # member i scores i + 10, i + 20, i + 30 in the three rollouts: mean i + 20
+    np.testing.assert_allclose(values, np.arange(4) + 20.0)

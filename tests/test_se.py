@@ -13,9 +13,9 @@ from learnenv.synthetic.nes import MirroredNES, nes_utilities
 
 # A tiny run: compiles in seconds, trains in seconds.
 TINY = dict(
-    max_steps_in_episode=50, se_hidden_size=8, num_workers=2, num_generations=3,
-    stop_when_solved=False, inner_timesteps=256, learning_starts=64, train_freq=4,
-    agent_variants=(((16,), 16),), eval_episodes=2, centre_eval_every=1, checkpoint_every=1,
+    max_steps_in_episode=50, se_hidden_size=8, population_size=4, num_generations=3,
+    stop_after_solved=0, inner_timesteps=256, learning_starts=64, train_freq=4,
+    agent_variants=(((16,), 16),), num_eval_episodes=2, mean_eval_every=1, checkpoint_every=1,
 )
 
 
@@ -100,7 +100,8 @@ def test_mirrored_pair_keeps_the_better_side():
     # minus side better (lower fitness): the centre moves along -eps, by step_size * eps exactly
     new, metrics = es.tell(jax.random.key(2), pop, jnp.array([1.0, 0.0]), state, params)
     np.testing.assert_allclose(es.get_mean(new)["w"], -eps, rtol=1e-5)
-    assert float(metrics["minus_won_fraction"]) == 1.0
+    assert float(metrics["best_fitness"]) == 0.0  # evosax's archive kept the minus member
+    np.testing.assert_allclose(new.best_solution, -eps, rtol=1e-6)
     new, _ = es.tell(jax.random.key(2), pop, jnp.array([0.0, 1.0]), state, params)
     np.testing.assert_allclose(es.get_mean(new)["w"], eps, rtol=1e-5)
 
@@ -138,42 +139,54 @@ def tiny_config():
     return SETrainingConfig(**TINY)
 
 
-def _centre(result):
-    return np.concatenate([np.ravel(x) for x in jax.tree.leaves(result.env_params.network_params)])
+def _flat(network_params):
+    return np.concatenate([np.ravel(x) for x in jax.tree.leaves(network_params)])
 
 
-def test_train_se_is_deterministic_and_resumes_exactly(tiny_config, tmp_path):
+def test_train_se_is_deterministic_and_resumes_exactly(tiny_config, tmp_path, monkeypatch):
     from learnenv.synthetic import se_training as st
 
-    a = st.train_se(tiny_config, jax.random.key(0), progress=False)
-    b = st.train_se(tiny_config, jax.random.key(0), progress=False)
-    np.testing.assert_array_equal(_centre(a), _centre(b))
-    assert a.metrics["member_return"].shape == (3, 4)
-    assert np.all(np.isfinite(a.metrics["centre_return"]))
-    assert a.env.num_parameters(a.env_params) > 0
-    # the centre moved
-    assert not np.allclose(_centre(a), np.concatenate(
-        [np.ravel(x) for x in jax.tree.leaves(a.env.default_params.network_params)]))
+    se, a_params, a = st.train_se(tiny_config, jax.random.key(0), progress=False)
+    _, b_params, b = st.train_se(tiny_config, jax.random.key(0), progress=False)
+    np.testing.assert_array_equal(_flat(a_params.network_params), _flat(b_params.network_params))
+    np.testing.assert_array_equal(a.history["fitness"], b.history["fitness"])
+    assert a.history["fitness"].shape == (3, 4)
+    assert np.all(np.isfinite(a.history["mean_fitness"]))  # tested every generation
+    # mirrored pairs share their agent: member i and its mirror i + 2 saw the same
+    # agent, so their SE returns differ only through the SE
+    assert a.history["member_se_return"].shape == (3, 4)
+    # the mean moved away from the initialisation
+    assert not np.allclose(_flat(a_params.network_params), _flat(se.default_params.network_params))
 
     # interrupt during generation 2, then call again: same result as uninterrupted
     calls = {"n": 0}
-    real_call = st._Evaluator.__call__
+    real_call = st.SEFitness.__call__
 
     def flaky(self, *args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 4:  # gen 0: members + centre, gen 1: members, centre -> boom
+        if calls["n"] == 3:
             raise KeyboardInterrupt
         return real_call(self, *args, **kwargs)
 
-    st._Evaluator.__call__ = flaky
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            st.train_se(tiny_config, jax.random.key(0), checkpoint_dir=tmp_path, progress=False)
-    finally:
-        st._Evaluator.__call__ = real_call
-    resumed = st.train_se(tiny_config, jax.random.key(0), checkpoint_dir=tmp_path, progress=False)
-    np.testing.assert_array_equal(_centre(resumed), _centre(a))
-    np.testing.assert_array_equal(resumed.metrics["member_return"], a.metrics["member_return"])
+    monkeypatch.setattr(st.SEFitness, "__call__", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        st.train_se(tiny_config, jax.random.key(0), checkpoint_dir=tmp_path, progress=False)
+    monkeypatch.setattr(st.SEFitness, "__call__", real_call)
+    _, resumed_params, resumed = st.train_se(tiny_config, jax.random.key(0),
+                                             checkpoint_dir=tmp_path, progress=False)
+    np.testing.assert_array_equal(_flat(resumed_params.network_params),
+                                  _flat(a_params.network_params))
+    np.testing.assert_array_equal(resumed.history["fitness"], a.history["fitness"])
+
+
+def test_train_se_stops_once_the_mean_passes(tiny_config):
+    """With a bar every agent clears, the first test of the mean stops the run."""
+    from learnenv.synthetic import se_training as st
+
+    easy = tiny_config.replace(stop_after_solved=1, solved_return=0.0, num_generations=3)
+    _, _, result = st.train_se(easy, jax.random.key(0), progress=False)
+    assert result.solved_generation == 1 and result.generations == 1
+    assert result.history["fitness"].shape == (1, 4)
 
 
 def test_save_and_load_se(tiny_config, tmp_path):
@@ -287,3 +300,21 @@ def test_inner_loop_agents_do_not_follow_agent_defaults():
     assert pinned.hidden_sizes == (64,) and pinned.batch_size == 64
     assert pinned.total_timesteps == 10_000 and pinned.learning_rate == 1e-3
     assert steps.exploration_fraction == 2_000 / 10_000
+
+
+def test_shipped_ses_are_their_experiments_quick_presets():
+    """The shipped SEs rebuild their configs (renamed to the shared vocabulary of
+    learnenv.synthetic.evolve, values unchanged) and match the presets that made them."""
+    import dataclasses
+
+    from learnenv import pretrained
+    from learnenv.experiments.se_learning import ACROBOT, CARTPOLE, SEExperiment
+
+    acrobot = pretrained.load_checkpoint("se-acrobot", config_cls=SEExperiment)
+    assert acrobot.config == ACROBOT["quick"]
+    cartpole = pretrained.load_checkpoint("se-cartpole", config_cls=SEExperiment)
+    # made when the quick preset's cap was 60 generations; it stopped at its 'generations'
+    assert cartpole.config == dataclasses.replace(CARTPOLE["quick"], num_generations=60)
+    assert cartpole.extra["generations"] <= 60
+    env, params = pretrained.load("se-cartpole")
+    assert env.num_parameters(params) == cartpole.extra["num_parameters"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -89,7 +91,9 @@ def test_ddpg_is_td3_without_its_fixes():
     assert isinstance(ddpg, td3.TD3Config)
     assert (ddpg.num_critics, ddpg.policy_delay, ddpg.policy_noise) == (1, 1, 0.0)
     assert (full.num_critics, full.policy_delay, full.policy_noise) == (2, 2, 0.2)
-    assert td3.DDPGHyperparams is td3.TD3Hyperparams
+    # The same traced hyperparameters, with DDPG's default policy_noise.
+    assert dataclasses.asdict(ddpg.hyperparams()) == dataclasses.asdict(
+        full.hyperparams().replace(policy_noise=0.0))
 
 
 def test_config_validation_names_the_field():

@@ -3,22 +3,26 @@
     python -m learnenv list
     python -m learnenv run ppo-cartpole --preset quick --out runs/ppo [--seed 1]
     python -m learnenv run ppo-cartpole --set num_seeds=4 --set total_timesteps=50000
+    python -m learnenv run se-cartpole --set "agent_variants=(((64,), 64), ((128,), 32))"
     python -m learnenv info runs/ppo/agents          # what a checkpoint holds
 
 ``run`` writes ``OUT/results.json`` (results, config, provenance, wall-clock
 time, command line) and the experiment's figures (PNG) into ``OUT``; run again
 with the same arguments, an experiment that checkpoints resumes where it stopped.
+A mistake in the arguments (an unknown experiment, preset or field, a value of
+the wrong type or out of range) ends in one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import sys
 from typing import Any, Sequence
 
-from learnenv.config import PRESET_ENV_VAR, PRESETS
+from learnenv.config import PRESET_ENV_VAR, PRESETS, deep_tuple
 
 
 class CLIError(Exception):
@@ -26,16 +30,25 @@ class CLIError(Exception):
 
 
 def _parse_override(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` as the name and the value (see :func:`parse_value`)."""
     name, sep, value = text.partition("=")
     if not sep or not name.strip():
         raise CLIError(f"--set expects NAME=VALUE, got {text!r}.")
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError:
-        parsed = value  # a bare string
-    if isinstance(parsed, list):
-        parsed = tuple(parsed)
-    return name.strip(), parsed
+    return name.strip(), parse_value(value)
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: JSON (``4``, ``1e-3``, ``true``, ``[[64], 64]``), else a
+    Python literal (``(64, 64)``, ``True``, ``'SNES'``), else the text itself
+    (``CartPole-v1``). Lists become tuples, as a config holds them; whether the
+    value suits the field is for the config to check."""
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            value = parse(text)
+        except (ValueError, TypeError, SyntaxError, RecursionError):
+            continue  # not this syntax (json.JSONDecodeError is a ValueError)
+        return deep_tuple(value)
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="replace a config field (JSON value), repeatable",
+        help="replace a config field (a JSON or Python value, or a bare string), repeatable",
     )
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     info = sub.add_parser("info", help="describe a checkpoint (kind, env, config, provenance)")

@@ -25,6 +25,19 @@ again returns it at once, so re-executing a notebook is cheap.
 A checkpoint belongs to one run: it stores a fingerprint of the config, of the
 structure of the initial state and of its values (the seed), and refuses to
 resume a different run with a message saying what differs.
+
+Weak types cannot be saved (a loaded array is strongly typed), so the loop
+hands ``step_fn`` strongly typed states only, fresh or resumed: both trace and
+compute alike.
+
+Why not orbax's ``CheckpointManager``: we checked orbax-checkpoint 0.12. It
+writes each step as a directory of about a dozen files (OCDBT binary shards,
+``_METADATA``, ``_CHECKPOINT_METADATA``, ``commit_success.txt``) and saves on
+background threads (``wait_until_finished``). Our checkpoints are the same
+readable ``.json`` + ``.msgpack`` pair as every other learnenv checkpoint
+(hash-checked, with provenance and the run's fingerprint), and the save made
+when the loop is interrupted (Ctrl-C) must finish before the exception
+propagates, which a synchronous write of two small files does simply.
 """
 
 from __future__ import annotations
@@ -41,6 +54,8 @@ from typing import Any, Callable, Mapping
 
 import jax
 import numpy as np
+
+from flax import serialization
 
 from learnenv import io
 from learnenv import provenance as _provenance
@@ -102,7 +117,7 @@ def latest_checkpoint(checkpoint_dir: str | os.PathLike) -> Path | None:
 def _hash_leaves(tree: Any) -> str:
     h = hashlib.sha256()
     for leaf in jax.tree_util.tree_leaves(tree):
-        if io._is_typed_key(leaf):
+        if io.is_prng_key(leaf):
             leaf = jax.random.key_data(leaf)
         arr = np.asarray(leaf)
         h.update(f"{arr.dtype.name}{arr.shape}".encode())
@@ -112,7 +127,7 @@ def _hash_leaves(tree: Any) -> str:
 
 def _fingerprint(config: Any, fingerprint: Any, init_state: Any,
                  extendable: tuple[str, ...] = ()) -> dict[str, Any]:
-    meta = io._config_meta(config)
+    meta = io.config_meta(config)
     if meta is not None and extendable:
         meta = {**meta, "values": {k: v for k, v in meta["values"].items() if k not in extendable}}
     return {
@@ -166,22 +181,20 @@ def _check_fingerprint(saved: Mapping[str, Any], now: Mapping[str, Any], where: 
 def _check_same_type(init_state: Any, new_state: Any) -> None:
     """step_fn must keep the state's structure, shapes and dtypes (as lax.scan requires)."""
     a, b = io.tree_spec(init_state), io.tree_spec(new_state)
-
-    def strip_weak(spec):
-        if isinstance(spec, str):
-            return spec.removeprefix("weak ")
-        if isinstance(spec, dict):
-            return {k: strip_weak(v) for k, v in spec.items()}
-        if isinstance(spec, list):
-            return [strip_weak(v) for v in spec]
-        return spec
-
-    if strip_weak(a) != strip_weak(b):
+    if a != b or jax.tree.structure(init_state) != jax.tree.structure(new_state):
         raise TypeError(
             "step_fn returned a state whose structure, shapes or dtypes differ from "
             f"init_state ({_first_diff(a, b).replace('in the checkpoint', 'in init_state')}); "
             "a resumed run would not match an uninterrupted one."
         )
+
+
+def _strongly_typed(tree: Any) -> Any:
+    """``tree`` with weakly typed arrays made strong (same dtype and values)."""
+    return jax.tree.map(
+        lambda x: jax.lax.convert_element_type(x, x.dtype) if getattr(x, "weak_type", False) else x,
+        tree,
+    )
 
 
 def _stack(history: list[Any]) -> Any:
@@ -194,6 +207,7 @@ def _concat(saved: Any, new: list[Any]) -> Any:
     stacked = _stack(new)
     if saved is None:
         return stacked
+    saved = serialization.from_state_dict(stacked, saved)  # loaded as dicts: into step_fn's form
     return jax.tree_util.tree_map(lambda a, b: np.concatenate([a, b]), saved, stacked)
 
 
@@ -204,7 +218,7 @@ def _load_latest(directory: Path, init_state: Any, prints: dict) -> tuple[io.Che
             meta = io.read_meta(path)
             _check_fingerprint(meta.get("extra", {}).get("fingerprint", {}), prints, directory)
             ckpt = io.load(path, like=init_state)
-        except (RunMismatchError, io.TemplateMismatchError):
+        except (RunMismatchError, io.TemplateMismatchError, io.OldFormatError):
             raise
         except io.CheckpointError as err:
             warnings.warn(f"Skipping unreadable checkpoint {path}: {err}", stacklevel=3)
@@ -269,6 +283,7 @@ def run_resumable(
         raise ValueError(f"every must be >= 0 and keep >= 1 (got every={every}, keep={keep}).")
     num_iterations = int(num_iterations)
     directory = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    init_state = _strongly_typed(init_state)
 
     state, start, saved_metrics, elapsed_before, last_path = init_state, 0, None, 0.0, None
     prints = None
@@ -319,9 +334,9 @@ def run_resumable(
         newer = [p for it, p in found if it > iteration]  # unreadable ones skipped on resume
         older = [p for it, p in found if it <= iteration][:-keep]
         for old in newer + older:
-            for suffix in (io.META_SUFFIX, io.ARRAYS_SUFFIX):  # metadata first: never a lone .json
+            for file in io.checkpoint_files(old):  # metadata first: never a lone .json
                 try:
-                    os.unlink(io._with_suffix(old, suffix))
+                    os.unlink(file)
                 except FileNotFoundError:
                     pass
         last_path, saved_at, t_saved = path, iteration, time.perf_counter()
@@ -345,7 +360,7 @@ def run_resumable(
             history.append(metrics)
             # CPython runs signal handlers (Ctrl-C) only at calls and loop jumps, never
             # between these two stores: an interrupt sees both updated or neither.
-            state, done = new_state, i + 1
+            state, done = _strongly_typed(new_state), i + 1
             bar.update(1)
             postfix = _scalar_postfix(metrics)
             if postfix:

@@ -5,6 +5,14 @@ from :class:`Config`. Fields declare their allowed values with :func:`field`, an
 the config checks them when it is built, so a typo such as ``lr=-3e-4`` fails
 at once with a message naming the field, instead of an hour later as a NaN.
 
+The check starts with the field's annotation: an ``int`` field takes ints only
+(not ``4.5``, not ``True``), a ``float`` field takes any real number and stores
+it as a float, a ``bool`` field takes ``True`` or ``False`` only (not ``0``/``1``),
+a ``str`` field takes strings, and a ``tuple`` field takes tuples, never lists:
+a config is frozen and hashable (jit uses it as a static argument), and a list
+would make it neither. JSON has no tuples, so :meth:`Config.from_dict` (and the
+command line's ``--set``) turn lists, nested ones too, back into tuples.
+
 Every experiment also has two presets: ``quick`` (a CPU, minutes, used by CI and
 the book build) and ``full`` (paper scale, one Colab GPU). :func:`preset_name`
 picks one from the ``LEARNENV_PRESET`` environment variable, defaulting to
@@ -14,9 +22,13 @@ picks one from the ``LEARNENV_PRESET`` environment variable, defaulting to
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
 import math
+import numbers
 import os
-from typing import Any, Mapping, Sequence, TypeVar
+import typing
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 PRESETS = ("quick", "full")
 PRESET_ENV_VAR = "LEARNENV_PRESET"
@@ -31,24 +43,31 @@ def field(
     high: float | None = None,
     low_inclusive: bool = True,
     high_inclusive: bool = True,
-    choices: Sequence[Any] | None = None,
+    choices: Sequence[Any] | Callable[[], Iterable[Any]] | None = None,
     traced: bool = False,
     doc: str = "",
 ) -> Any:
     """A dataclass field with an allowed range (numbers) or set of choices.
+
+    ``choices`` is either the allowed values or a function of no arguments that
+    returns them, called each time a config is checked: ``choices=envs.names``
+    lists the environments registered by then, and nothing is computed (or
+    imported) when the class is defined.
 
     ``traced=True`` marks a numeric hyperparameter that the training function
     reads as a traced value (so it can be vmapped: a learning rate, an entropy
     coefficient); every other field is static (shapes, step counts, flags that
     change the program). :meth:`Config.hyperparams` collects the traced ones.
     """
+    if choices is not None and not callable(choices):
+        choices = tuple(choices)
     meta = dict(
         traced=traced,
         low=low,
         high=high,
         low_inclusive=low_inclusive,
         high_inclusive=high_inclusive,
-        choices=tuple(choices) if choices is not None else None,
+        choices=choices,
         doc=doc,
     )
     if isinstance(default, (list, dict, set)):
@@ -56,9 +75,71 @@ def field(
     return dataclasses.field(default=default, metadata=meta)
 
 
+def deep_tuple(value: Any) -> Any:
+    """``value`` with every list, however deeply nested in lists and tuples, made a
+    tuple: JSON (and so a saved config or a ``--set`` value) has lists where the
+    config had tuples, and a config holds no lists."""
+    if isinstance(value, (list, tuple)):
+        return tuple(deep_tuple(v) for v in value)
+    return value
+
+
+# How a type error names the expected type.
+_TYPE_NAMES = {int: "an int", float: "a number", bool: "True or False", str: "a string",
+               tuple: "a tuple"}
+# The same types by name, for annotations that typing.get_type_hints cannot evaluate.
+_BUILTIN_TYPES = {t.__name__: t for t in _TYPE_NAMES}
+
+
+@functools.cache
+def _field_types(config_class: type) -> dict[str, Any]:
+    """The annotation of every field, as a type.
+
+    Modules here use ``from __future__ import annotations``, so annotations are
+    strings; :func:`typing.get_type_hints` evaluates them. For a class whose
+    annotations name something it cannot see (a class defined inside a
+    function), the builtin names are read directly and the rest not checked.
+    """
+    try:
+        return typing.get_type_hints(config_class)
+    except NameError:
+        return {f.name: _BUILTIN_TYPES.get(f.type, Any) if isinstance(f.type, str) else f.type
+                for f in dataclasses.fields(config_class)}
+
+
+def _as_type(owner: str, name: str, value: Any, annotation: Any) -> Any:
+    """``value`` as the field's annotated type, or a TypeError naming the field.
+
+    Ints (and NumPy numbers) widen to float in a float field, NumPy integers
+    become ints; nothing else is converted, since a ``bool`` is an ``int`` to
+    Python but ``num_envs=True`` is surely a mistake. Annotations that are not a
+    class (``Any``, unions) are not checked; generics such as ``tuple[int, ...]``
+    are checked as their class alone.
+    """
+    kind = typing.get_origin(annotation) or annotation
+    if kind is Any or not isinstance(kind, type):
+        return value
+    is_bool = isinstance(value, bool)
+    if kind is float and isinstance(value, numbers.Real) and not is_bool:
+        return float(value)
+    if kind is int and isinstance(value, numbers.Integral) and not is_bool:
+        return int(value)
+    if kind not in (int, float) and isinstance(value, kind):
+        return value
+    expected = _TYPE_NAMES.get(kind, f"a {kind.__name__}")
+    why = " (a config is frozen and hashable, a list neither)" if isinstance(value, list) else ""
+    raise TypeError(
+        f"{owner}.{name}={value!r} must be {expected}, not {type(value).__name__}{why}."
+    )
+
+
+def _allowed(meta: Mapping[str, Any]) -> tuple | None:
+    """The field's choices, calling the function that lists them if it is one."""
+    choices = meta.get("choices")
+    return tuple(choices()) if callable(choices) else choices
+
+
 def _describe_range(meta: Mapping[str, Any]) -> str:
-    if meta.get("choices") is not None:
-        return "one of " + ", ".join(repr(c) for c in meta["choices"])
     lo, hi = meta.get("low"), meta.get("high")
     left = ("[" if meta.get("low_inclusive", True) else "(") + (
         "-inf" if lo is None else repr(lo)
@@ -69,11 +150,23 @@ def _describe_range(meta: Mapping[str, Any]) -> str:
     return f"in {left}, {right}"
 
 
+def _did_you_mean(word: Any, candidates: Iterable[Any]) -> str:
+    """`` (did you mean 'relu'?)`` for a misspelt string, else nothing."""
+    if not isinstance(word, str):
+        return ""
+    close = difflib.get_close_matches(word, [c for c in candidates if isinstance(c, str)], n=3)
+    return f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+
+
 def _check_value(owner: str, name: str, value: Any, meta: Mapping[str, Any]) -> None:
     where = f"{owner}.{name}={value!r}"
-    if meta.get("choices") is not None:
-        if value not in meta["choices"]:
-            raise ValueError(f"{where} is not allowed: must be {_describe_range(meta)}.")
+    choices = _allowed(meta)
+    if choices is not None:
+        if value not in choices:
+            raise ValueError(
+                f"{where} is not allowed{_did_you_mean(value, choices)}: "
+                f"must be one of {', '.join(map(repr, choices))}."
+            )
         return
     lo, hi = meta.get("low"), meta.get("high")
     if lo is None and hi is None:
@@ -88,14 +181,28 @@ def _check_value(owner: str, name: str, value: Any, meta: Mapping[str, Any]) -> 
         raise ValueError(f"{where} is out of range: must be {_describe_range(meta)}.")
 
 
+def _check_names(config_class: type, names: Iterable[str]) -> None:
+    """A TypeError for names that are not fields of ``config_class``, listing the fields."""
+    fields = [f.name for f in dataclasses.fields(config_class)]
+    unknown = sorted(set(names) - set(fields))
+    if unknown:
+        listed = ", ".join(repr(n) + _did_you_mean(n, fields) for n in unknown)
+        raise TypeError(
+            f"{config_class.__name__} has no field(s) {listed}; valid fields: {', '.join(fields)}."
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Base class: a frozen dataclass whose fields are validated when built."""
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
+        types = _field_types(type(self))
         for f in dataclasses.fields(self):
-            _check_value(owner, f.name, getattr(self, f.name), f.metadata)
+            value = _as_type(owner, f.name, getattr(self, f.name), types.get(f.name, Any))
+            object.__setattr__(self, f.name, value)  # frozen: store the widened value
+            _check_value(owner, f.name, value, f.metadata)
         self.validate()
 
     def validate(self) -> None:
@@ -109,12 +216,8 @@ class Config:
         return cls(**{f.name: getattr(self, f.name) for f in dataclasses.fields(cls)})
 
     def replace(self: C, **changes: Any) -> C:
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            valid = ", ".join(f.name for f in dataclasses.fields(self))
-            raise TypeError(
-                f"{type(self).__name__} has no field(s) {sorted(unknown)}; valid fields: {valid}."
-            )
+        """A copy with some fields changed, checked like a new config."""
+        _check_names(type(self), changes)
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -122,12 +225,9 @@ class Config:
 
     @classmethod
     def from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise TypeError(f"{cls.__name__} has no field(s) {sorted(unknown)}.")
-        fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**fixed)
+        """The config of ``to_dict()``, also after a trip through JSON (lists become tuples)."""
+        _check_names(cls, data)
+        return cls(**{k: deep_tuple(v) for k, v in data.items()})
 
 
 _HYPERPARAMS_CLASSES: dict[type, type] = {}

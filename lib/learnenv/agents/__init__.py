@@ -1,7 +1,8 @@
 """The agents, by name.
 
 Every agent module has the same shape (see :mod:`learnenv.agents.base`):
-``XConfig``, ``XHyperparams``, ``make_train(config, env, env_params)`` and
+``XConfig`` (its ``traced=True`` fields are the vmappable hyperparameters,
+``config.hyperparams()``), ``make_train(config, env, env_params)`` and
 ``make_policy(config, env, env_params)``. Look one up by name::
 
     from learnenv import agents

@@ -11,9 +11,15 @@ Every agent module follows the same shape (purejaxrl style)::
     policy = make_policy(config, env, env_params)       # policy(params, obs, key, greedy)
 
 ``train(key, hyperparams=None, env_params=None)``: ``hyperparams`` is a pytree of
-the numeric hyperparameters (traced, so they can be vmapped); ``env_params``
-replaces the environment parameters given to ``make_train`` (so a population of
-learned environments trains in one call).
+the numeric hyperparameters (``config.hyperparams()``, the config's fields
+declared ``traced=True``, so they can be vmapped); ``env_params`` replaces the
+environment parameters given to ``make_train`` (so a population of learned
+environments trains in one call).
+
+``make_train(config, env, env_params, eval_every=0, eval_fn=None)`` adds an
+evaluation hook (rejax's ``eval_freq`` and ``eval_callback``): every
+``eval_every`` env steps the loop calls ``eval_fn(policy_params, key)`` and
+logs the scalar as the metric ``eval_return`` (see :func:`make_eval_hook`).
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from flax import struct
 
 # policy(params, obs, key, greedy) -> action
 Policy = Callable[[Any, jax.Array, jax.Array, bool], jax.Array]
+# eval_fn(policy_params, key) -> scalar, e.g. a mean greedy return
+EvalFn = Callable[[Any, jax.Array], jax.Array]
 
 
 def batched_hyperparams(config: Any, n: int, **fields: Any) -> Any:
@@ -43,6 +51,37 @@ def batched_hyperparams(config: Any, n: int, **fields: Any) -> Any:
 class TrainResult:
     params: Any  # what the policy function needs (actor params, normaliser stats...)
     metrics: dict  # per-update curves, each with a leading axis of length num_updates
+
+
+def make_eval_hook(eval_every: int, eval_fn: EvalFn | None):
+    """The training loops' evaluation hook, or None when there is no ``eval_fn``.
+
+    ``hook(policy_params, timestep, steps, key) -> eval_return`` is called after
+    every update, whose ``steps`` env steps brought training to ``timestep``: it
+    returns ``eval_fn(policy_params, fold_in(key, timestep))`` if the update
+    reached or passed a multiple of ``eval_every``, and NaN otherwise. ``key``
+    is a key the loop sets aside for evaluations, so the hook never changes
+    the random stream of training. The step count is the same for every vmapped
+    agent, so the ``lax.cond`` stays a branch under vmap, and only the updates
+    that evaluate pay for it.
+    """
+    if eval_fn is None:
+        if eval_every:
+            raise ValueError(f"eval_every={eval_every} needs an eval_fn.")
+        return None
+    if eval_every < 1:
+        raise ValueError(f"eval_every={eval_every} must be a positive number of env steps.")
+
+    def hook(policy_params, timestep, steps, key):
+        due = timestep // eval_every > (timestep - steps) // eval_every
+        return jax.lax.cond(
+            due,
+            lambda: jnp.asarray(eval_fn(policy_params, jax.random.fold_in(key, timestep)),
+                                jnp.float32),
+            lambda: jnp.full((), jnp.nan, jnp.float32),
+        )
+
+    return hook
 
 
 def evaluate(
@@ -92,6 +131,54 @@ def evaluate(
         return jax.lax.while_loop(running, step, carry)[3]
 
     return jax.vmap(one_episode)(jax.random.split(key, num_episodes))
+
+
+@struct.dataclass
+class Trajectory:
+    obs: jax.Array  # the observation each action was chosen from
+    action: jax.Array
+    reward: jax.Array
+    done: jax.Array  # terminated or truncated: the next observation starts a new episode
+
+
+def rollout(
+    policy: Policy,
+    params: Any,
+    env: Any,
+    env_params: Any,
+    key: jax.Array,
+    num_steps: int,
+    greedy: bool = True,
+    epsilon: float = 0.0,
+) -> Trajectory:
+    """``num_steps`` steps of one environment from a reset, episodes resetting on their own.
+
+    What an agent sees, for histograms and state samples (:func:`evaluate` is
+    the loop for returns). With probability ``epsilon`` an action is replaced
+    by a uniformly random one from the action space. Pure and jittable
+    (``num_steps`` and ``greedy`` are static); vmap it over keys for many
+    streams. Each step's key is split four ways (policy, random action, coin,
+    environment) whatever ``epsilon``, so rollouts with different ``epsilon``
+    and the same key share their environment keys.
+    """
+    space = env.action_space(env_params)
+    reset_key, loop_key = jax.random.split(key)
+    obs, state = env.reset(reset_key, env_params)
+
+    def step(carry, key):
+        obs, state = carry
+        act_key, random_key, coin_key, step_key = jax.random.split(key, 4)
+        action = policy(params, obs, act_key, greedy)
+        explore = jax.random.uniform(coin_key) < epsilon
+        action = jnp.where(explore, space.sample(random_key), action)
+        next_obs, state, reward, terminated, truncated, _ = env.step(
+            step_key, state, action, env_params
+        )
+        done = jnp.logical_or(terminated, truncated)
+        return (next_obs, state), Trajectory(obs, action, reward, done)
+
+    _, trajectory = jax.lax.scan(step, (obs, state), jax.random.split(loop_key, num_steps))
+    return trajectory
 
 
 def make_evaluate(policy: Policy, env: Any, num_episodes: int = 16, greedy: bool = True,

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from learnenv.agents.base import EvalFn
 from learnenv.agents.offpolicy import (
     ActionSpace,
     DiscreteQNetwork,
@@ -35,16 +36,6 @@ from learnenv.agents.offpolicy import (
     require_discrete,
 )
 from learnenv.config import field
-
-
-@struct.dataclass
-class DQNHyperparams:
-    learning_rate: float = 2.5e-4
-    gamma: float = 0.99
-    tau: float = 1.0
-    eps_start: float = 1.0
-    eps_end: float = 0.05
-    exploration_fraction: float = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,20 +79,13 @@ class DQNConfig(OffPolicyConfig):
     loss: str = field("mse", choices=("mse", "huber"), doc="TD loss: squared error or Huber")
     target_update_interval: int = field(50, low=1, doc="gradient steps between target updates")
     max_grad_norm: float = field(10.0, low=0.0, doc="0 = no clipping")
-    # Defaults of the traced hyperparameters.
-    learning_rate: float = field(2.5e-4, low=0.0, low_inclusive=False)
-    gamma: float = field(0.99, low=0.0, high=1.0)
-    tau: float = field(1.0, low=0.0, high=1.0, low_inclusive=False)
-    eps_start: float = field(1.0, low=0.0, high=1.0)
-    eps_end: float = field(0.05, low=0.0, high=1.0)
-    exploration_fraction: float = field(0.5, low=0.0, high=1.0)
-
-    def hyperparams(self) -> DQNHyperparams:
-        return DQNHyperparams(
-            learning_rate=self.learning_rate, gamma=self.gamma, tau=self.tau,
-            eps_start=self.eps_start, eps_end=self.eps_end,
-            exploration_fraction=self.exploration_fraction,
-        )
+    # The traced hyperparameters (``config.hyperparams()``, vmappable).
+    learning_rate: float = field(2.5e-4, low=0.0, low_inclusive=False, traced=True)
+    gamma: float = field(0.99, low=0.0, high=1.0, traced=True)
+    tau: float = field(1.0, low=0.0, high=1.0, low_inclusive=False, traced=True)
+    eps_start: float = field(1.0, low=0.0, high=1.0, traced=True)
+    eps_end: float = field(0.05, low=0.0, high=1.0, traced=True)
+    exploration_fraction: float = field(0.5, low=0.0, high=1.0, traced=True)
 
 
 @struct.dataclass
@@ -119,7 +103,8 @@ def _network(config: DQNConfig, actions: ActionSpace) -> DiscreteQNetwork:
     )
 
 
-def epsilon(config: DQNConfig, hps: DQNHyperparams, timestep: jax.Array) -> jax.Array:
+def epsilon(config: DQNConfig, hps, timestep: jax.Array) -> jax.Array:
+    """The exploration rate at ``timestep``; ``hps`` is ``config.hyperparams()`` or a traced copy."""
     duration = hps.exploration_fraction * config.total_timesteps
     return linear_schedule(hps.eps_start, hps.eps_end, duration, timestep)
 
@@ -131,7 +116,11 @@ def _epsilon_greedy(q_values, key, eps, num_actions):
     return jnp.where(explore, random, jnp.argmax(q_values, axis=-1))
 
 
-def make_train(config: DQNConfig, env, env_params):
+def make_train(config: DQNConfig, env, env_params, eval_every: int = 0,
+               eval_fn: EvalFn | None = None):
+    """``train(key, hyperparams=None, env_params=None) -> TrainResult`` (see
+    :func:`learnenv.agents.offpolicy.make_offpolicy_train`, which also describes
+    the metrics and the optional evaluation hook ``eval_every``, ``eval_fn``)."""
     actions = ActionSpace.of(env, env_params)
     require_discrete("DQN", actions, env)
     q_net = _network(config, actions)
@@ -177,6 +166,7 @@ def make_train(config: DQNConfig, env, env_params):
     return make_offpolicy_train(
         config, env, env_params, actions, init, explore, update,
         result_params=lambda agent: {"q": agent.params},
+        eval_every=eval_every, eval_fn=eval_fn,
     )
 
 

@@ -38,7 +38,7 @@ import optax
 from flax import struct
 from gymnax.environments import spaces
 
-from learnenv.agents.base import TrainResult
+from learnenv.agents.base import EvalFn, TrainResult, make_eval_hook
 from learnenv.agents.networks import MLP, activation, check_hidden_sizes, dense
 from learnenv.config import Config, field
 from learnenv.envs.wrappers import EpisodeStatistics
@@ -309,6 +309,8 @@ def make_offpolicy_train(
     explore: ExploreFn,
     update: UpdateFn,
     result_params: Callable[[Any], Any],
+    eval_every: int = 0,
+    eval_fn: EvalFn | None = None,
 ):
     """The shared ``train(key, hyperparams=None, env_params=None)`` of every off-policy agent.
 
@@ -317,9 +319,13 @@ def make_offpolicy_train(
     ``timesteps``; ``episode_return``, the mean return of the episodes that
     finished in that round, carried over from the last round that finished one
     (NaN before the first); and the algorithm's losses, averaged over the
-    round's gradient steps.
+    round's gradient steps. With ``eval_fn``, also ``eval_return``:
+    ``eval_fn(result_params(agent), key)`` after each round that reaches a
+    multiple of ``eval_every`` env steps (warm-up rounds included), NaN in the
+    others (:func:`learnenv.agents.base.make_eval_hook`).
     """
     wrapped = EpisodeStatistics(env)
+    eval_hook = make_eval_hook(eval_every, eval_fn)
     default_env_params = env_params
     buffer = make_replay_buffer(config.buffer_size, config.batch_size)
     num_envs, train_freq = config.num_envs, config.train_freq
@@ -329,7 +335,7 @@ def make_offpolicy_train(
     def train(key, hyperparams=None, env_params=None) -> TrainResult:
         hps = config.hyperparams() if hyperparams is None else hyperparams
         ep = default_env_params if env_params is None else env_params
-        key, init_key, reset_key = jax.random.split(key, 3)
+        key, init_key, reset_key, eval_key = jax.random.split(key, 4)
         obs, env_state = jax.vmap(wrapped.reset, in_axes=(0, None))(
             jax.random.split(reset_key, num_envs), ep
         )
@@ -399,6 +405,10 @@ def make_offpolicy_train(
             last_return = jnp.where(n_done > 0, mean_return, state.last_return)
             state = state.replace(last_return=last_return)
             metrics = {"timesteps": state.timestep, "episode_return": last_return, **metrics}
+            if eval_hook is not None:
+                metrics["eval_return"] = eval_hook(
+                    result_params(state.agent), state.timestep, config.steps_per_round, eval_key
+                )
             return state, metrics
 
         # The loss names and shapes, for the warm-up rounds' placeholder metrics.

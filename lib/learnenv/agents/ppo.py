@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from learnenv.agents.base import TrainResult
+from learnenv.agents.base import EvalFn, TrainResult, make_eval_hook
 from learnenv.agents.distributions import (
     categorical_entropy,
     categorical_log_prob,
@@ -62,19 +62,7 @@ from learnenv.envs.wrappers import (
     NormalizeObservationState,
 )
 
-__all__ = ["PPOConfig", "PPOHyperparams", "ActorCritic", "gae", "make_train", "make_policy"]
-
-
-@struct.dataclass
-class PPOHyperparams:
-    """The numeric hyperparameters: traced inside ``train``, so they can be vmapped."""
-
-    learning_rate: float = 2.5e-4
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip_eps: float = 0.2
-    ent_coef: float = 0.01
-    vf_coef: float = 0.5
+__all__ = ["PPOConfig", "ActorCritic", "gae", "make_train", "make_policy"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,13 +96,14 @@ class PPOConfig(Config):
         False, choices=(True, False), doc="running mean/var per env copy (brax, Pendulum)"
     )
     max_grad_norm: float = field(0.5, low=0.0, low_inclusive=False)
-    # Defaults of the traced hyperparameters (PPOHyperparams).
-    learning_rate: float = field(2.5e-4, low=0.0, low_inclusive=False)
-    gamma: float = field(0.99, low=0.0, high=1.0)
-    gae_lambda: float = field(0.95, low=0.0, high=1.0)
-    clip_eps: float = field(0.2, low=0.0, low_inclusive=False)
-    ent_coef: float = field(0.01, low=0.0)
-    vf_coef: float = field(0.5, low=0.0)
+    # The traced hyperparameters: ``config.hyperparams()`` holds them, and
+    # ``train(key, hyperparams)`` reads them as traced values, so they can be vmapped.
+    learning_rate: float = field(2.5e-4, low=0.0, low_inclusive=False, traced=True)
+    gamma: float = field(0.99, low=0.0, high=1.0, traced=True)
+    gae_lambda: float = field(0.95, low=0.0, high=1.0, traced=True)
+    clip_eps: float = field(0.2, low=0.0, low_inclusive=False, traced=True)
+    ent_coef: float = field(0.01, low=0.0, traced=True)
+    vf_coef: float = field(0.5, low=0.0, traced=True)
 
     def validate(self) -> None:
         name = type(self).__name__
@@ -144,12 +133,6 @@ class PPOConfig(Config):
     def num_updates(self) -> int:
         """Length of every metrics array; the run is ``num_updates * batch_size`` steps."""
         return self.total_timesteps // self.batch_size
-
-    def hyperparams(self) -> PPOHyperparams:
-        return PPOHyperparams(
-            learning_rate=self.learning_rate, gamma=self.gamma, gae_lambda=self.gae_lambda,
-            clip_eps=self.clip_eps, ent_coef=self.ent_coef, vf_coef=self.vf_coef,
-        )
 
 
 class ActorCritic(nn.Module):
@@ -219,7 +202,8 @@ class _Rollout:
     next_obs: jax.Array  # the real next observation (final_observation)
 
 
-def make_train(config: PPOConfig, env, env_params):
+def make_train(config: PPOConfig, env, env_params, eval_every: int = 0,
+               eval_fn: EvalFn | None = None):
     """``train(key, hyperparams=None, env_params=None) -> TrainResult``.
 
     ``TrainResult.params`` is ``{"network": ..., "obs_mean": ..., "obs_var": ...}``
@@ -229,7 +213,10 @@ def make_train(config: PPOConfig, env, env_params):
     ``episode_return``, the mean return of the episodes that finished in that
     update's rollout, carried over from the last update that finished one (NaN
     before the first); and ``policy_loss``, ``value_loss``, ``entropy``,
-    ``approx_kl`` averaged over the update's minibatches.
+    ``approx_kl`` averaged over the update's minibatches. With ``eval_fn``, also
+    ``eval_return``: ``eval_fn(policy_params, key)`` after each update that
+    reaches a multiple of ``eval_every`` env steps, NaN after the others
+    (:func:`learnenv.agents.base.make_eval_hook`).
     """
     actions = ActionSpace.of(env, env_params)
     network = _network(config, actions)
@@ -240,11 +227,19 @@ def make_train(config: PPOConfig, env, env_params):
     num_updates, batch_size = config.num_updates, config.batch_size
     num_minibatches, update_epochs = config.num_minibatches, config.update_epochs
     discrete = actions.discrete
+    eval_hook = make_eval_hook(eval_every, eval_fn)
+
+    def policy_params(params, env_state):
+        """What :func:`make_policy` needs: the network, and the observation statistics."""
+        result = {"network": params}
+        if config.normalize_observations:
+            result.update(_pooled_obs_stats(env_state.env_state))
+        return result
 
     def train(key, hyperparams=None, env_params=None) -> TrainResult:
         hp = config.hyperparams() if hyperparams is None else hyperparams
         ep = default_env_params if env_params is None else env_params
-        key, init_key, reset_key = jax.random.split(key, 3)
+        key, init_key, reset_key, eval_key = jax.random.split(key, 4)
         obs, env_state = jax.vmap(wrapped.reset, in_axes=(0, None))(
             jax.random.split(reset_key, num_envs), ep
         )
@@ -353,16 +348,17 @@ def make_train(config: PPOConfig, env, env_params):
             timestep = timestep + batch_size
             metrics = {"timesteps": timestep, "episode_return": last_return,
                        **jax.tree.map(jnp.mean, losses)}
+            if eval_hook is not None:
+                metrics["eval_return"] = eval_hook(
+                    policy_params(params, env_state), timestep, batch_size, eval_key
+                )
             return (params, opt_state, env_state, obs, last_return, timestep, key), metrics
 
         carry = (params, opt_state, env_state, obs, jnp.full((), jnp.nan, jnp.float32),
                  jnp.zeros((), jnp.int32), key)
         carry, metrics = jax.lax.scan(update, carry, None, num_updates)
         params, _, env_state = carry[:3]
-        result = {"network": params}
-        if config.normalize_observations:
-            result.update(_pooled_obs_stats(env_state.env_state))
-        return TrainResult(params=result, metrics=metrics)
+        return TrainResult(params=policy_params(params, env_state), metrics=metrics)
 
     return train
 

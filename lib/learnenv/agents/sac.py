@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from learnenv.agents.base import EvalFn
 from learnenv.agents.distributions import (
     categorical_sample,
     tanh_gaussian_sample_and_log_prob,
@@ -54,15 +55,6 @@ from learnenv.agents.offpolicy import (
 from learnenv.config import field
 
 
-@struct.dataclass
-class SACHyperparams:
-    learning_rate: float = 3e-4
-    gamma: float = 0.99
-    tau: float = 0.005
-    alpha: float = 1.0
-    target_entropy_ratio: float = 0.5
-
-
 @dataclasses.dataclass(frozen=True)
 class SACConfig(OffPolicyConfig):
     """Defaults are the paper's (256x256 ReLU MLPs, batch 256, lr 3e-4, tau 0.005).
@@ -77,12 +69,14 @@ class SACConfig(OffPolicyConfig):
     num_critics: int = field(2, low=1, doc="clipped double-Q over this many critics")
     log_std_min: float = -5.0
     log_std_max: float = 2.0
-    # Defaults of the traced hyperparameters.
-    learning_rate: float = field(3e-4, low=0.0, low_inclusive=False)
-    gamma: float = field(0.99, low=0.0, high=1.0)
-    tau: float = field(0.005, low=0.0, high=1.0, low_inclusive=False)
-    alpha: float = field(1.0, low=0.0, doc="initial (autotuned) or fixed entropy coefficient")
-    target_entropy_ratio: float = field(0.5, low=0.0, high=1.0, doc="discrete actions only")
+    # The traced hyperparameters (``config.hyperparams()``, vmappable).
+    learning_rate: float = field(3e-4, low=0.0, low_inclusive=False, traced=True)
+    gamma: float = field(0.99, low=0.0, high=1.0, traced=True)
+    tau: float = field(0.005, low=0.0, high=1.0, low_inclusive=False, traced=True)
+    alpha: float = field(1.0, low=0.0, traced=True,
+                         doc="initial (autotuned) or fixed entropy coefficient")
+    target_entropy_ratio: float = field(0.5, low=0.0, high=1.0, traced=True,
+                                        doc="discrete actions only")
 
     def validate(self) -> None:
         super().validate()
@@ -96,12 +90,6 @@ class SACConfig(OffPolicyConfig):
                 f"{type(self).__name__}.log_std_min={self.log_std_min} must be below "
                 f"log_std_max={self.log_std_max}."
             )
-
-    def hyperparams(self) -> SACHyperparams:
-        return SACHyperparams(
-            learning_rate=self.learning_rate, gamma=self.gamma, tau=self.tau,
-            alpha=self.alpha, target_entropy_ratio=self.target_entropy_ratio,
-        )
 
 
 class SquashedGaussianActor(nn.Module):
@@ -157,7 +145,11 @@ def _networks(config: SACConfig, actions: ActionSpace):
     return actor, critic
 
 
-def make_train(config: SACConfig, env, env_params):
+def make_train(config: SACConfig, env, env_params, eval_every: int = 0,
+               eval_fn: EvalFn | None = None):
+    """``train(key, hyperparams=None, env_params=None) -> TrainResult`` (see
+    :func:`learnenv.agents.offpolicy.make_offpolicy_train`, which also describes
+    the metrics and the optional evaluation hook ``eval_every``, ``eval_fn``)."""
     actions = ActionSpace.of(env, env_params)
     actor, critic = _networks(config, actions)
     discrete = actions.discrete
@@ -250,6 +242,7 @@ def make_train(config: SACConfig, env, env_params):
         config, env, env_params, actions, init, explore, update,
         result_params=lambda agent: {"actor": agent.actor_params, "critic": agent.critic_params,
                                      "log_alpha": agent.log_alpha},
+        eval_every=eval_every, eval_fn=eval_fn,
     )
 
 

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from learnenv.agents.base import EvalFn
 from learnenv.agents.networks import MLP, dense
 from learnenv.agents.offpolicy import (
     ActionSpace,
@@ -45,19 +46,6 @@ from learnenv.agents.offpolicy import (
 from learnenv.config import field
 
 
-@struct.dataclass
-class TD3Hyperparams:
-    learning_rate: float = 3e-4
-    gamma: float = 0.99
-    tau: float = 0.005
-    exploration_noise: float = 0.1
-    policy_noise: float = 0.2
-    noise_clip: float = 0.5
-
-
-DDPGHyperparams = TD3Hyperparams
-
-
 @dataclasses.dataclass(frozen=True)
 class TD3Config(OffPolicyConfig):
     """Defaults are the paper's (256x256 ReLU MLPs, lr 3e-4, tau 0.005, noise 0.1/0.2/0.5).
@@ -68,20 +56,14 @@ class TD3Config(OffPolicyConfig):
 
     num_critics: int = field(2, low=1, doc="clipped double-Q over this many critics")
     policy_delay: int = field(2, low=1, doc="critic updates per actor/target update")
-    # Defaults of the traced hyperparameters.
-    learning_rate: float = field(3e-4, low=0.0, low_inclusive=False)
-    gamma: float = field(0.99, low=0.0, high=1.0)
-    tau: float = field(0.005, low=0.0, high=1.0, low_inclusive=False)
-    exploration_noise: float = field(0.1, low=0.0, doc="std of behaviour noise")
-    policy_noise: float = field(0.2, low=0.0, doc="std of target smoothing noise; 0 = off")
-    noise_clip: float = field(0.5, low=0.0)
-
-    def hyperparams(self) -> TD3Hyperparams:
-        return TD3Hyperparams(
-            learning_rate=self.learning_rate, gamma=self.gamma, tau=self.tau,
-            exploration_noise=self.exploration_noise, policy_noise=self.policy_noise,
-            noise_clip=self.noise_clip,
-        )
+    # The traced hyperparameters (``config.hyperparams()``, vmappable).
+    learning_rate: float = field(3e-4, low=0.0, low_inclusive=False, traced=True)
+    gamma: float = field(0.99, low=0.0, high=1.0, traced=True)
+    tau: float = field(0.005, low=0.0, high=1.0, low_inclusive=False, traced=True)
+    exploration_noise: float = field(0.1, low=0.0, traced=True, doc="std of behaviour noise")
+    policy_noise: float = field(0.2, low=0.0, traced=True,
+                                doc="std of target smoothing noise; 0 = off")
+    noise_clip: float = field(0.5, low=0.0, traced=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +72,7 @@ class DDPGConfig(TD3Config):
 
     num_critics: int = field(1, low=1)
     policy_delay: int = field(1, low=1)
-    policy_noise: float = field(0.0, low=0.0)
+    policy_noise: float = field(0.0, low=0.0, traced=True)
 
 
 class DeterministicActor(nn.Module):
@@ -127,7 +109,11 @@ def _add_noise(action, key, std):
     return jnp.clip(action + std * jax.random.normal(key, action.shape), -1.0, 1.0)
 
 
-def make_train(config: TD3Config, env, env_params):
+def make_train(config: TD3Config, env, env_params, eval_every: int = 0,
+               eval_fn: EvalFn | None = None):
+    """``train(key, hyperparams=None, env_params=None) -> TrainResult`` (see
+    :func:`learnenv.agents.offpolicy.make_offpolicy_train`, which also describes
+    the metrics and the optional evaluation hook ``eval_every``, ``eval_fn``)."""
     actions = ActionSpace.of(env, env_params)
     require_continuous(type(config).__name__[:-6], actions, env)
     actor, critic = _networks(config, actions)
@@ -202,6 +188,7 @@ def make_train(config: TD3Config, env, env_params):
     return make_offpolicy_train(
         config, env, env_params, actions, init, explore, update,
         result_params=lambda agent: {"actor": agent.actor_params, "critic": agent.critic_params},
+        eval_every=eval_every, eval_fn=eval_fn,
     )
 
 

@@ -181,7 +181,7 @@ def run_experiment(
         "description": exp.description,
         "preset": preset,
         "seed": seed,
-        "config": io._config_meta(cfg),
+        "config": io.config_meta(cfg),
         "results": io.to_jsonable(dict(results)),
         "figures": figures,
         "wall_clock_s": wall,

@@ -36,6 +36,7 @@ from typing import Any
 
 from learnenv.config import field
 from learnenv.experiments import register
+from learnenv.synthetic.evolve import fitness_figure
 from learnenv.synthetic.meta import CONTINUOUS_ALGORITHMS, SCBMetaConfig
 
 
@@ -125,34 +126,6 @@ def _brax_cpu(env_name: str, generations: int, eval_episodes: int) -> SCBExperim
                          transfer_algorithms=CONTINUOUS_ALGORITHMS)
 
 
-def fitness_figure(history, title: str):
-    """Population fitness (mean and range) per generation, coloured by inner algorithm."""
-    import numpy as np
-    from matplotlib.figure import Figure
-
-    mean = np.asarray(history["fitness_mean"], float)
-    gens = np.arange(1, len(mean) + 1)
-    fig = Figure(figsize=(6.5, 3.4), layout="constrained")
-    ax = fig.add_subplot()
-    ax.fill_between(gens, history["fitness_min"], history["fitness_max"], color="tab:blue",
-                    alpha=0.2, label="population min-max")
-    ax.plot(gens, mean, color="tab:blue", lw=1, label="population mean")
-    if "learning_rate" in history:
-        dots = ax.scatter(gens, mean, c=np.log10(np.asarray(history["learning_rate"], float)),
-                          cmap="viridis", vmin=-4, vmax=-2, s=14, zorder=3)
-        fig.colorbar(dots, ax=ax, label="log10 learning rate")
-    centre = np.asarray(history.get("mean_fitness", np.full(len(gens), np.nan)), float)
-    if np.isfinite(centre).any():
-        ok = np.isfinite(centre)
-        ax.plot(gens[ok], centre[ok], "o-", color="tab:orange", label="ES mean (fresh agents)")
-    ax.set_xlabel("generation")
-    ax.set_ylabel("real-environment return")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8)
-    return fig
-
-
 def run(config: SCBExperiment, out_dir: Path, key: Any) -> dict[str, Any]:
     import jax
     import numpy as np
@@ -161,27 +134,28 @@ def run(config: SCBExperiment, out_dir: Path, key: Any) -> dict[str, Any]:
 
     out_dir = Path(out_dir)
     meta_cfg = config.meta_config()
-    result = meta.meta_train(meta_cfg, checkpoint_dir=out_dir / "checkpoints")
-    history = {k: np.asarray(v) for k, v in result["history"].items()}
+    scb, scb_params, result = meta.meta_train(meta_cfg, checkpoint_dir=out_dir / "checkpoints")
+    history = result.history
     tests = scb_eval.transfer(
-        config.env_name, result["env_params"], jax.random.fold_in(key, 1),
+        config.env_name, scb_params, jax.random.fold_in(key, 1),
         algorithms=config.transfer_algorithms or None, num_configs=config.transfer_configs,
         num_eval_episodes=config.transfer_episodes, kind=config.kind,
     )
     summary = {
         "env_name": config.env_name,
-        "meta_training_seconds": result["wall_clock_s"],
-        "num_parameters": result["trainer"].synthetic_env.num_parameters(result["env_params"]),
+        "meta_training_seconds": result.wall_clock_s,
+        "num_parameters": scb.num_parameters(scb_params),
         "fitness_mean": history["fitness_mean"],
         "fitness_max": history["fitness_max"],
         "transfer": {alg: {"mean_return": float(row["returns"].mean()),
                            "returns": row["returns"].tolist()} for alg, row in tests.items()},
     }
-    meta.save_scb(out_dir / "scb", meta_cfg, result["env_params"], metrics=history,
-                  wall_clock_s=result["wall_clock_s"],
+    meta.save_scb(out_dir / "scb", meta_cfg, scb_params, metrics=history,
+                  wall_clock_s=result.wall_clock_s,
                   extra={"transfer": summary["transfer"]})
-    title = f"SCB for {config.env_name} (SNES, {config.population_size} members)"
-    fitness_figure(history, title).savefig(out_dir / "fitness.png", dpi=120)
+    title = f"SCB for {config.env_name} ({config.strategy}, {config.population_size} members)"
+    fitness_figure(history, title, colour_by_learning_rate=True).savefig(
+        out_dir / "fitness.png", dpi=120)
     return summary
 
 

@@ -6,16 +6,14 @@
     pretrained.describe("se-cartpole")          # provenance, config, test results
 
 Each entry is a :mod:`learnenv.io` checkpoint pair ``NAME.json`` +
-``NAME.msgpack`` in this folder (package data). The metadata's
-``extra["loader"]`` names the function (``"module:function"``) that turns the
-checkpoint into ``(env, env_params)``, so synthetic environments of any kind
-(SEs, SCBs, ...) share this one entry point; a checkpoint without a loader is
-returned as a :class:`learnenv.io.Checkpoint`.
+``NAME.msgpack`` in this folder (package data), written by
+:func:`learnenv.io.save_environment`: its metadata names a registered kind
+(:mod:`learnenv.kinds`) and the arguments that build the environment, so
+synthetic environments of any kind (SEs, SCBs, ...) share this one entry point.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -46,18 +44,14 @@ def path(name: str) -> Path:
 
 
 def load(name: str) -> Any:
-    """``(env, env_params)`` of a shipped environment (via its checkpoint's loader)."""
-    stem = path(name)
-    loader = io.read_meta(stem).get("extra", {}).get("loader")
-    if not loader:
-        return io.load(stem)
-    module, _, fn = loader.partition(":")
-    return getattr(importlib.import_module(module), fn)(stem)
+    """``(env, env_params)`` of a shipped environment."""
+    return io.load_environment(path(name))
 
 
-def load_checkpoint(name: str) -> io.Checkpoint:
-    """The raw checkpoint (params, config, metrics, provenance, extra)."""
-    return io.load(path(name))
+def load_checkpoint(name: str, config_cls: type | None = None) -> io.Checkpoint:
+    """The raw checkpoint (env params, config, metrics, provenance, extra);
+    ``config_cls`` rebuilds its config (else a dict)."""
+    return io.load(path(name), config_cls=config_cls)
 
 
 def describe(name: str) -> str:

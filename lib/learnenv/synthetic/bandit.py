@@ -24,6 +24,7 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
+from learnenv import kinds
 from learnenv.synthetic.base import (
     LearnedEnvironment,
     MLPHead,
@@ -34,6 +35,7 @@ from learnenv.synthetic.base import (
 __all__ = ["SyntheticContextualBandit", "SyntheticMDP", "SyntheticEnvParams", "SyntheticEnvState"]
 
 
+@kinds.register("scb")
 class SyntheticContextualBandit(LearnedEnvironment):
     """One-step episodes: a learned context distribution and a learned reward.
 
@@ -49,6 +51,9 @@ class SyntheticContextualBandit(LearnedEnvironment):
         self.hidden_sizes = tuple(hidden_sizes)
         self.context_net = MLPHead(self.hidden_sizes, self.obs_dim)
         self.reward_net = MLPHead(self.hidden_sizes, 1)
+
+    def spec(self):
+        return {**super().spec(), "hidden_sizes": list(self.hidden_sizes)}
 
     # --- parameters --------------------------------------------------------
     def _action_features(self, action):
@@ -92,6 +97,7 @@ class SyntheticContextualBandit(LearnedEnvironment):
         return jnp.array(True)
 
 
+@kinds.register("synthetic-mdp")
 class SyntheticMDP(SyntheticContextualBandit):
     """The SCB plus a learned residual transition and a learned done head.
 
@@ -104,6 +110,7 @@ class SyntheticMDP(SyntheticContextualBandit):
     def __init__(self, real_env_name: str, hidden_sizes: Sequence[int] = (32,),
                  max_steps_in_episode: int | None = None, **real_kwargs):
         super().__init__(real_env_name, hidden_sizes, **real_kwargs)
+        self.max_steps_in_episode = max_steps_in_episode  # the MDP's cap, not the real env's
         self.max_steps = int(max_steps_in_episode or self.max_steps)
         self.transition_net = MLPHead(self.hidden_sizes, self.obs_dim)
         self.done_net = MLPHead(self.hidden_sizes, 1)

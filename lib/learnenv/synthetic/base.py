@@ -63,14 +63,20 @@ class LearnedEnvironment(environment.Environment):
     Subclasses set ``short_name`` and implement ``init_network_params``,
     ``reset_env`` and ``step_env``; ``episode_cap`` is the step limit stored in
     the params (the real environment's, unless ``max_steps_in_episode`` is given).
+    Registered subclasses (``@kinds.register("se")``) extend :meth:`spec` with
+    their own constructor arguments, so :func:`learnenv.io.save_environment`
+    can save them and :func:`learnenv.io.load_environment` rebuild them.
     """
 
     short_name = "Learned"
+    kind: str | None = None  # the registered kind name (set by kinds.register)
 
     def __init__(self, real_env_name: str, max_steps_in_episode: int | None = None,
                  **real_kwargs: Any):
         super().__init__()
         self.real_env_name = real_env_name
+        self.max_steps_in_episode = max_steps_in_episode
+        self.real_kwargs = dict(real_kwargs)
         if max_steps_in_episode:
             real_kwargs = {"max_steps_in_episode": int(max_steps_in_episode), **real_kwargs}
         self.real_env, self.real_env_params = envs.make(real_env_name, **real_kwargs)
@@ -84,6 +90,12 @@ class LearnedEnvironment(environment.Environment):
         self.discrete = envs.is_discrete(self.real_env, self.real_env_params)
         self.action_size = envs.action_dim(self.real_env, self.real_env_params)
         self.max_steps = int(self.real_env_params.max_steps_in_episode)
+
+    def spec(self) -> dict[str, Any]:
+        """The constructor's arguments as JSON data: ``type(self)(**self.spec())``
+        builds this environment again (with fresh weights)."""
+        cap = {"max_steps_in_episode": self.max_steps_in_episode} if self.max_steps_in_episode else {}
+        return {"real_env_name": self.real_env_name, **cap, **self.real_kwargs}
 
     # --- parameters ----------------------------------------------------------
     def init_network_params(self, key: jax.Array) -> dict:

@@ -27,6 +27,7 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
+from learnenv import kinds
 from learnenv.synthetic.base import (
     LearnedEnvironment,
     MLPHead,
@@ -39,6 +40,7 @@ __all__ = ["SyntheticEnvironment", "SyntheticEnvParams", "SyntheticEnvState"]
 SEHead = MLPHead  # the name the SE chapter uses for one of its three networks
 
 
+@kinds.register("se")
 class SyntheticEnvironment(LearnedEnvironment):
     """A learned stand-in for ``real_env_name`` with discrete actions.
 
@@ -76,6 +78,10 @@ class SyntheticEnvironment(LearnedEnvironment):
         self.state_net = SEHead(self.hidden_sizes, self.obs_dim, activation)
         self.reward_net = SEHead(self.hidden_sizes, 1, activation)
         self.done_net = SEHead(self.hidden_sizes, 1, activation)
+
+    def spec(self):
+        return {**super().spec(), "hidden_sizes": list(self.hidden_sizes),
+                "activation": self.activation, "state_clip": self.state_clip}
 
     # --- parameters ----------------------------------------------------------
     def init_network_params(self, key: jax.Array) -> dict:

@@ -1,6 +1,7 @@
 """Meta-training synthetic environments with SNES (Liesen et al., 2024).
 
-The bi-level loop, close to the paper's pseudocode::
+The bi-level loop is :func:`learnenv.synthetic.evolve.evolve`; this module is
+its SCB fitness (:class:`SCBFitness`), close to the paper's pseudocode::
 
     psi ~ SNES(mean = default init of the networks, sigma = 0.05)
     for generation g:
@@ -20,18 +21,18 @@ transferred to lr 5e-4 but not to 1e-4.
 from __future__ import annotations
 
 import dataclasses
-import time
+import functools
 from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
-from evosax.algorithms import SNES
 
-from learnenv import agents
+from learnenv import agents, envs
 from learnenv.agents.base import evaluate
-from learnenv.config import Config, field
+from learnenv.config import field
+from learnenv.parallel import shard_population
+from learnenv.synthetic.evolve import EvolutionConfig, evolve
 from learnenv.synthetic.bandit import SyntheticContextualBandit, SyntheticEnvParams, SyntheticMDP
 from learnenv.synthetic.base import broadcast
 
@@ -166,21 +167,18 @@ def sample_hyperparameters(algorithm: str, key: jax.Array, base: Any,
 
 
 @dataclasses.dataclass(frozen=True)
-class SCBMetaConfig(Config):
-    """Meta-training of one synthetic environment for one real environment."""
+class SCBMetaConfig(EvolutionConfig):
+    """Meta-training of one synthetic environment for one real environment
+    (the outer loop's fields are :class:`~learnenv.synthetic.evolve.EvolutionConfig`'s)."""
 
-    env_name: str = "CartPole-v1"
+    env_name: str = field("CartPole-v1", choices=envs.names)
     kind: str = field("bandit", choices=("bandit", "mdp"), doc="SCB or synthetic MDP")
     algorithms: tuple = DISCRETE_ALGORITHMS
-    population_size: int = field(64, low=2)
-    num_generations: int = field(50, low=1)
-    sigma_init: float = field(0.05, low=0.0, low_inclusive=False)
     inner_timesteps: int = field(10_000, low=1)
     inner_structure: str = field("paper", choices=INNER_STRUCTURES,
                                  doc="inner agents' batch layout (see inner_config)")
     rollouts_per_member: int = field(1, low=1, doc="agents (each its own hyperparameters "
                                      "and seed, shared by the population) per member's fitness")
-    num_eval_episodes: int = field(16, low=1)
     eval_max_steps: int = field(0, low=0, doc="0 = the real environment's own cap")
     # The paper's evaluation-length curriculum (synthetic-gymnax's eval_config):
     # MountainCar's fitness episodes start at 1,000 steps, so that agents which
@@ -190,8 +188,6 @@ class SCBMetaConfig(Config):
     eval_curriculum_begin: int = field(0, low=0, doc="generation where the length starts to change")
     eval_curriculum_generations: int = field(1, low=1, doc="generations the change takes")
     eval_greedy: bool = field(True, choices=(True, False), doc="greedy or sampled actions in the fitness episodes")
-    mean_eval_every: int = field(5, low=0, doc="evaluate the ES mean every k generations; 0 = never")
-    checkpoint_every: int = field(5, low=1)
     hidden_size: int = field(32, low=1)
     seed: int = field(0, low=0)
 
@@ -209,16 +205,22 @@ def make_synthetic_env(config: SCBMetaConfig):
     return cls(config.env_name, hidden_sizes=(config.hidden_size,))
 
 
-class MetaTrainer:
-    """Holds the compiled pieces of a meta-training run; the loop itself is pure.
+class SCBFitness:
+    """The SCB paper's fitness for :func:`~learnenv.synthetic.evolve.evolve`: per
+    generation one algorithm (in rotation) with hyperparameters drawn from the
+    paper's lists, shared by the population, trained for ``inner_timesteps`` in
+    every member and scored on the real environment.
 
-    ``generation(state, g)`` advances one generation; ``state`` is a pytree
-    (SNES state, PRNG key) so :func:`learnenv.checkpoint.run_resumable` can save
-    and resume it.
+    Also the transfer test's engine (:func:`learnenv.synthetic.scb_eval.transfer`):
+    :meth:`score` trains one agent per member, compiled once per algorithm.
     """
+
+    mean_metrics = ("mean_fitness",)
 
     def __init__(self, config: SCBMetaConfig):
         self.config = config
+        self.metrics = {"algorithm_index": (), "dqn_double": (), "learning_rate": (),
+                        "eval_steps": ()}
         self.synthetic_env = make_synthetic_env(config)
         self.real_env = self.synthetic_env.real_env
         self.real_params = self.synthetic_env.real_env_params
@@ -231,10 +233,6 @@ class MetaTrainer:
                 f"({'discrete' if self.discrete else 'continuous'} actions); valid: {valid}."
             )
         self.template = self.synthetic_env.default_params
-        self.strategy = SNES(config.population_size, solution=self.template.network_params)
-        self.es_params = self.strategy.default_params.replace(
-            std_init=jnp.asarray(config.sigma_init, jnp.float32)
-        )
         self.eval_max_steps = config.eval_max_steps or int(self.real_params.max_steps_in_episode)
         start = config.eval_steps_start or self.eval_max_steps
         self.eval_schedule = optax.linear_schedule(
@@ -311,14 +309,10 @@ class MetaTrainer:
             run_keys = jnp.broadcast_to(run_keys[0], run_keys.shape)
         hps = sample(hp_keys)
         eval_steps = jnp.asarray(self.eval_steps(generation), jnp.int32)
+        population, hps, run_keys = shard_population(population, hps, run_keys)
         return fitness_fn(population, hps, run_keys, eval_steps), hps
 
-    # --- the outer loop ---------------------------------------------------
-    def init(self, key: jax.Array):
-        init_key, loop_key = jax.random.split(key)
-        es_state = self.strategy.init(init_key, self.template.network_params, self.es_params)
-        return {"es_state": es_state, "key": loop_key}
-
+    # --- the outer loop's view ----------------------------------------------
     def algorithm_for(self, generation: int, key: jax.Array) -> tuple:
         algorithm = self.config.algorithms[generation % len(self.config.algorithms)]
         double = None
@@ -326,122 +320,76 @@ class MetaTrainer:
             double = bool(jax.random.bernoulli(jax.random.fold_in(key, 7)))
         return self.variant(algorithm, double)
 
-    def generation(self, state: Mapping[str, Any], generation: int):
-        key, ask_key, fit_key, tell_key, mean_key = jax.random.split(state["key"], 5)
-        algorithm, double = self.algorithm_for(generation, fit_key)
-        population, es_state = self.strategy.ask(ask_key, state["es_state"], self.es_params)
+    def __call__(self, population, key: jax.Array, generation: int):
+        """Fitness of every member: its agents' mean real return (see the module docstring)."""
+        algorithm, double = self.algorithm_for(generation, key)
         # The paper's num_rollouts (8 for Pendulum): fitness averages several agents,
         # each with its own hyperparameters and seed, shared by the whole population.
-        rollout_keys = [fit_key] + [jax.random.fold_in(fit_key, r)
-                                    for r in range(1, self.config.rollouts_per_member)]
+        rollout_keys = [key] + [jax.random.fold_in(key, r)
+                                for r in range(1, self.config.rollouts_per_member)]
         scored = [self.score(population, k, algorithm, double, shared=True,
                              generation=generation) for k in rollout_keys]
         fitness = jnp.mean(jnp.stack([f for f, _ in scored]), axis=0)
         hps = scored[0][1]
-        es_state, _ = self.strategy.tell(tell_key, population, -fitness, es_state, self.es_params)
-        every = self.config.mean_eval_every
-        last = generation + 1 == self.config.num_generations
-        evaluate_mean = bool(every) and (generation % every == 0 or last)
-        metrics = {
+        return fitness, {
             "algorithm_index": self.config.algorithms.index(algorithm),
             "dqn_double": -1 if double is None else int(double),
-            "fitness_mean": jnp.mean(fitness),
-            "fitness_max": jnp.max(fitness),
-            "fitness_min": jnp.min(fitness),
             "learning_rate": hps.learning_rate[0],
             "eval_steps": self.eval_steps(generation),
-            # NaN where the ES mean was not evaluated this generation.
-            "mean_fitness": (self.mean_fitness(es_state, mean_key, generation)
-                             if evaluate_mean else np.nan),
         }
-        return {"es_state": es_state, "key": key}, metrics
 
-    def mean_fitness(self, es_state, key, generation: int) -> jax.Array:
+    def evaluate_mean(self, mean, key: jax.Array, generation: int) -> dict:
         """Real return of agents trained on the ES mean: for every algorithm, one
         agent per population slot, each with its own hyperparameters and seed."""
-        mean = self.mean_params(es_state)
-        n = self.config.population_size
-        batch = broadcast(mean, n)
+        batch = broadcast(mean, self.config.population_size)
         scores = []
         for i, algorithm in enumerate(self.config.algorithms):
             double = True if algorithm == "dqn" else None  # one fixed DQN variant
             fitness, _ = self.score(batch, jax.random.fold_in(key, i), algorithm, double,
                                     shared=False, generation=generation)
             scores.append(jnp.mean(fitness))
-        return jnp.mean(jnp.stack(scores))
+        return {"mean_fitness": jnp.mean(jnp.stack(scores))}
 
-    def mean_params(self, es_state) -> Any:
-        """The ES mean as network parameters (the environment we ship)."""
-        return self.strategy._unravel_solution(es_state.mean)
+    def environment_params(self, network_params) -> SyntheticEnvParams:
+        return SyntheticEnvParams(network_params, self.template.max_steps_in_episode)
 
-    def environment_params(self, es_state) -> SyntheticEnvParams:
-        return SyntheticEnvParams(self.mean_params(es_state), self.template.max_steps_in_episode)
+
+@functools.lru_cache(maxsize=8)
+def scb_fitness(config: SCBMetaConfig) -> SCBFitness:
+    """The :class:`SCBFitness` of ``config``, built once, so repeated runs and
+    transfer tests of one config reuse its compiled functions."""
+    return SCBFitness(config)
 
 
 def meta_train(config: SCBMetaConfig, checkpoint_dir: str | None = None,
-               progress: bool = True, trainer: MetaTrainer | None = None) -> dict:
-    """Run the whole meta-training; resumable when ``checkpoint_dir`` is given,
-    and extendable: the same run asked for more generations goes on from its
-    last checkpoint.
+               progress: bool | None = None):
+    """Meta-train an SCB (or synthetic MDP): ``(env, env_params, result)``.
 
-    Pass the ``trainer`` of an earlier call with the same config to reuse its
-    compiled functions.
+    Resumable when ``checkpoint_dir`` is given, and extendable: the same run
+    asked for more generations goes on from its last checkpoint.
     """
-    from learnenv.checkpoint import run_resumable
-
-    if trainer is None or trainer.config != config:
-        trainer = MetaTrainer(config)
-    start = time.perf_counter()
-    init_state = trainer.init(jax.random.key(config.seed))
-    run = run_resumable(
-        trainer.generation, init_state, config.num_generations,
-        checkpoint_dir=checkpoint_dir, every=config.checkpoint_every,
-        progress=progress, desc=f"SNES {config.env_name}", config=config,
-        extendable=("num_generations",),  # the SNES trajectory does not depend on it
-    )
-    return {
-        "trainer": trainer,
-        "env_params": trainer.environment_params(run.state["es_state"]),
-        "history": run.metrics,
-        "wall_clock_s": run.wall_clock_s,
-        "session_wall_clock_s": time.perf_counter() - start,
-    }
+    fitness = scb_fitness(config)
+    result = evolve(config, fitness.template.network_params, fitness, jax.random.key(config.seed),
+                    checkpoint_dir=checkpoint_dir, progress=progress,
+                    desc=f"{config.strategy} {config.env_name}")
+    return fitness.synthetic_env, fitness.environment_params(result.mean), result
 
 
 # --- files ---------------------------------------------------------------------
 def save_scb(path, config: SCBMetaConfig, env_params: SyntheticEnvParams, *, metrics=None,
              extra: dict | None = None, wall_clock_s: float | None = None):
-    """Save a meta-trained SCB (or synthetic MDP) as a :mod:`learnenv.io` checkpoint
-    that :func:`load_scb` (and ``learnenv.pretrained.load``) turn back into
-    ``(env, env_params)``."""
+    """Save a meta-trained SCB (or synthetic MDP) with its config and history;
+    :func:`load_scb` and ``learnenv.pretrained.load`` turn it back into ``(env, env_params)``."""
     from learnenv import io
 
     env = make_synthetic_env(config)
-    info = {
-        "loader": "learnenv.synthetic.meta:load_scb",
-        "kind": config.kind,
-        "real_env": config.env_name,
-        "hidden_size": config.hidden_size,
-        "max_steps_in_episode": int(env_params.max_steps_in_episode),
-        "num_parameters": env.num_parameters(env_params),
-        **(extra or {}),
-    }
-    return io.save(path, params=env_params.network_params, config=config, env_name=env.name,
-                   kind="environment", metrics=metrics, extra=info, wall_clock_s=wall_clock_s)
+    info = {"num_parameters": env.num_parameters(env_params), **(extra or {})}
+    return io.save_environment(path, env, env_params, config=config, metrics=metrics,
+                               extra=info, wall_clock_s=wall_clock_s)
 
 
 def load_scb(path):
     """``(env, env_params)`` of a synthetic environment saved by :func:`save_scb`."""
     from learnenv import io
 
-    info = io.read_meta(path).get("extra", {})
-    if info.get("loader") != "learnenv.synthetic.meta:load_scb":
-        raise io.CheckpointError(
-            f"{path} is not a synthetic contextual bandit / MDP checkpoint "
-            f"(its loader is {info.get('loader')!r})."
-        )
-    config = SCBMetaConfig(env_name=info["real_env"], kind=info["kind"],
-                           hidden_size=info["hidden_size"])
-    env = make_synthetic_env(config)
-    ckpt = io.load(path, expect_env=env.name, like=env.default_params.network_params)
-    return env, SyntheticEnvParams(ckpt.params, env.default_params.max_steps_in_episode)
+    return io.load_environment(path, expect_kind=("scb", "synthetic-mdp"))

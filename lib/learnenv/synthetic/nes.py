@@ -25,38 +25,41 @@ mirrored pairs? Three differences that change the search (evosax 0.3.2):
   passes it through an optax optimiser; the paper adds the raw perturbations,
   so the step length scales with ``sigma`` and ``step_size`` alone.
 
-Like evosax, :meth:`MirroredNES.tell` *minimises* the fitness it is given: pass
-the negative of a return. The population from :meth:`MirroredNES.ask` holds the
-``n`` plus-members first, then the ``n`` minus-members in the same order.
+It is an evosax strategy: it subclasses evosax's ``DistributionBasedAlgorithm``
+and overrides only its documented extension points ``_init``, ``_ask`` and
+``_tell``, so ``init``/``ask``/``tell``/``get_mean``, the best-solution archive
+and the metrics are evosax's own. Like evosax, ``tell`` *minimises* the fitness
+it is given: pass the negative of a return. The population from ``ask`` holds
+the ``n`` plus-members first, then the ``n`` minus-members in the same order.
 """
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+from evosax.algorithms.distribution_based.base import (
+    DistributionBasedAlgorithm,
+    Params as BaseParams,
+    State as BaseState,
+)
 from flax import struct
-from jax import flatten_util
 
 __all__ = ["MirroredNES", "MirroredNESParams", "MirroredNESState", "nes_utilities"]
 
 
 @struct.dataclass
-class MirroredNESParams:
+class MirroredNESParams(BaseParams):
     std_init: jax.Array  # sigma, fixed through the run
     step_size: jax.Array
     weight_decay: jax.Array  # psi <- (1 - weight_decay) psi before each step (paper's default 0)
 
 
 @struct.dataclass
-class MirroredNESState:
+class MirroredNESState(BaseState):
     mean: jax.Array  # the flat centre psi
     std: jax.Array
-    best_solution: jax.Array
-    best_fitness: jax.Array
-    generation_counter: jax.Array
 
 
 def nes_utilities(n: int, zero_mean: bool = False) -> jax.Array:
@@ -73,11 +76,11 @@ def nes_utilities(n: int, zero_mean: bool = False) -> jax.Array:
     return u / u.max()
 
 
-class MirroredNES:
+class MirroredNES(DistributionBasedAlgorithm):
     """Ferreira et al.'s NES: mirrored pairs, keep the better, NES utilities, fixed sigma.
 
-    ``population_size`` counts evaluations (``2 * num_workers``) so that it
-    reads like an evosax strategy; ``solution`` is a template pytree.
+    ``population_size`` counts evaluations (``2 * num_workers``), as in every
+    evosax strategy; ``solution`` is a template pytree.
     """
 
     def __init__(self, population_size: int, solution: Any, zero_mean_utilities: bool = False):
@@ -86,49 +89,35 @@ class MirroredNES:
                 f"MirroredNES needs an even population_size >= 2 (two per worker), "
                 f"not {population_size}."
             )
-        self.population_size = int(population_size)
-        self.num_workers = self.population_size // 2
-        self.solution = solution
-        flat, self._unravel = flatten_util.ravel_pytree(solution)
-        self.num_dims = int(flat.size)
+        super().__init__(population_size, solution)
+        self.num_workers = population_size // 2
         self.zero_mean_utilities = zero_mean_utilities
 
-    def _ravel(self, tree):
-        return flatten_util.ravel_pytree(tree)[0]
-
     @property
-    def default_params(self) -> MirroredNESParams:
+    def _default_params(self) -> MirroredNESParams:
         # The paper's "varied hyperparameter" setting: sigma 0.05, step 1.
         return MirroredNESParams(
             std_init=jnp.asarray(0.05), step_size=jnp.asarray(1.0), weight_decay=jnp.asarray(0.0)
         )
 
-    @partial(jax.jit, static_argnames=("self",))
-    def init(self, key: jax.Array, mean: Any, params: MirroredNESParams) -> MirroredNESState:
-        flat = self._ravel(mean)
+    def _init(self, key: jax.Array, params: MirroredNESParams) -> MirroredNESState:
         return MirroredNESState(
-            mean=flat,
+            mean=jnp.full((self.num_dims,), jnp.nan),  # set by ``init`` from its ``mean``
             std=jnp.asarray(params.std_init, jnp.float32),
-            best_solution=jnp.full_like(flat, jnp.nan),
-            best_fitness=jnp.asarray(jnp.inf, jnp.float32),
-            generation_counter=jnp.zeros((), jnp.int32),
+            best_solution=jnp.full((self.num_dims,), jnp.nan),
+            best_fitness=jnp.inf,
+            generation_counter=0,
         )
 
-    def get_mean(self, state: MirroredNESState) -> Any:
-        return self._unravel(state.mean)
-
-    @partial(jax.jit, static_argnames=("self",))
-    def ask(self, key, state: MirroredNESState, params: MirroredNESParams):
+    def _ask(self, key, state: MirroredNESState, params: MirroredNESParams):
         eps = state.std * jax.random.normal(key, (self.num_workers, self.num_dims))
-        flat = jnp.concatenate([state.mean + eps, state.mean - eps])
-        return jax.vmap(self._unravel)(flat), state
+        return jnp.concatenate([state.mean + eps, state.mean - eps]), state
 
-    @partial(jax.jit, static_argnames=("self",))
-    def tell(self, key, population, fitness, state: MirroredNESState, params: MirroredNESParams):
-        """Update from the fitness (lower is better) of the ``ask`` population."""
-        flat = jax.vmap(self._ravel)(population)
+    def _tell(self, key, population, fitness, state: MirroredNESState,
+              params: MirroredNESParams) -> MirroredNESState:
+        """Move the centre from the fitness (lower is better) of the ``ask`` population."""
         n = self.num_workers
-        eps = flat[:n] - state.mean
+        eps = population[:n] - state.mean
         # NaN (a diverged inner run) counts as the worst possible fitness.
         fitness = jnp.where(jnp.isnan(fitness), jnp.inf, fitness)
         f_plus, f_minus = fitness[:n], fitness[n:]
@@ -138,20 +127,4 @@ class MirroredNES:
         order = jnp.argsort(kept)  # best (lowest) first
         utilities = jnp.zeros((n,)).at[order].set(nes_utilities(n, self.zero_mean_utilities))
         step = params.step_size * utilities @ eps
-        mean = (1.0 - params.weight_decay) * state.mean + step
-        i_best = jnp.argmin(fitness)
-        improved = fitness[i_best] < state.best_fitness
-        state = state.replace(
-            mean=mean,
-            best_solution=jnp.where(improved, flat[i_best], state.best_solution),
-            best_fitness=jnp.where(improved, fitness[i_best], state.best_fitness),
-            generation_counter=state.generation_counter + 1,
-        )
-        metrics = {
-            "best_fitness_in_generation": fitness[i_best],
-            "best_fitness": state.best_fitness,
-            "kept_fitness_mean": kept.mean(),
-            "minus_won_fraction": minus_won.mean(),
-            "step_norm": jnp.linalg.norm(step),
-        }
-        return state, metrics
+        return state.replace(mean=(1.0 - params.weight_decay) * state.mean + step)

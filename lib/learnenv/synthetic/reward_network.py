@@ -20,11 +20,14 @@ from __future__ import annotations
 from typing import Sequence
 
 import jax.numpy as jnp
+
+from learnenv import kinds
 from learnenv.synthetic.base import LearnedEnvironment, MLPHead, SyntheticEnvParams
 
 __all__ = ["RewardNetworkEnvironment"]
 
 
+@kinds.register("reward-network")
 class RewardNetworkEnvironment(LearnedEnvironment):
     """The real ``real_env_name`` with the additive potential-based learned reward."""
 
@@ -44,6 +47,10 @@ class RewardNetworkEnvironment(LearnedEnvironment):
         self.activation = activation
         self.gamma = float(gamma)
         self.potential_net = MLPHead(self.hidden_sizes, 1, activation)
+
+    def spec(self):
+        return {**super().spec(), "hidden_sizes": list(self.hidden_sizes),
+                "activation": self.activation, "gamma": self.gamma}
 
     def init_network_params(self, key) -> dict:
         return {"potential": self.potential_net.init(key, jnp.zeros((self.obs_dim,)))["params"]}

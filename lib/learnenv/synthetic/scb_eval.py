@@ -3,8 +3,9 @@
 The test of an SCB (Liesen et al., 2024) is transfer: fresh agents, with
 hyperparameters drawn from the paper's lists, are trained for 10k steps on the
 synthetic environment and then evaluated on the *real* one. This module runs
-that test in one vmapped call per algorithm (reusing the meta-trainer's fitness
-function, so the agents are exactly those of meta-training), and the analyses
+that test in one vmapped call per algorithm (reusing meta-training's
+:class:`~learnenv.synthetic.meta.SCBFitness`, so the agents are exactly those
+of meta-training), and the analyses
 the paper uses to interpret an SCB: its context distribution against the real
 state distribution, and the reward landscape with its gradient-based feature
 importance (with one-step episodes the reward *is* the Q-value).
@@ -23,9 +24,9 @@ from learnenv.synthetic.base import SyntheticEnvParams, broadcast
 from learnenv.synthetic.meta import (
     DISCRETE_ALGORITHMS,
     CONTINUOUS_ALGORITHMS,
-    MetaTrainer,
     SCBMetaConfig,
     make_synthetic_env,
+    scb_fitness,
 )
 
 __all__ = ["transfer", "context_samples", "real_state_samples", "reward_landscape",
@@ -56,7 +57,7 @@ def transfer(env_name: str, env_params: SyntheticEnvParams, key: jax.Array,
         inner_structure=inner_structure, inner_timesteps=inner_timesteps,
         num_eval_episodes=num_eval_episodes, eval_greedy=greedy,
     )
-    trainer = MetaTrainer(config)
+    fitness = scb_fitness(config)
     out = {}
     for i, algorithm in enumerate(config.algorithms):
         alg_key = jax.random.fold_in(key, i)
@@ -69,7 +70,7 @@ def transfer(env_name: str, env_params: SyntheticEnvParams, key: jax.Array,
             if n == 0:
                 continue
             batch = broadcast(env_params.network_params, n)
-            r, h = trainer.score(batch, jax.random.fold_in(alg_key, j), algorithm, double,
+            r, h = fitness.score(batch, jax.random.fold_in(alg_key, j), algorithm, double,
                                  shared=False)
             returns.append(np.asarray(r))
             hps.append({f.name: np.asarray(getattr(h, f.name)) for f in dataclasses.fields(h)})
@@ -91,29 +92,18 @@ def context_samples(env, env_params: SyntheticEnvParams, key: jax.Array, n: int 
 
 def real_state_samples(policy, policy_params, real_env, real_params, key: jax.Array,
                        num_episodes: int = 32, max_steps: int | None = None) -> np.ndarray:
-    """Every observation a policy visits in the real environment (alive steps only)."""
+    """Every observation a policy visits in the real environment (first episodes only)."""
+    from learnenv.agents.base import rollout
+
     max_steps = int(max_steps or real_params.max_steps_in_episode)
 
     def episode(key):
-        reset_key, loop_key = jax.random.split(key)
-        obs, state = real_env.reset(reset_key, real_params)
+        trajectory = rollout(policy, policy_params, real_env, real_params, key, max_steps)
+        ended_before = jnp.cumsum(trajectory.done) - trajectory.done  # episodes ended before t
+        return trajectory.obs, ended_before == 0
 
-        def step(carry, key):
-            obs, state, alive = carry
-            act_key, step_key = jax.random.split(key)
-            action = policy(policy_params, obs, act_key, True)
-            next_obs, state, _, terminated, truncated, _ = real_env.step(
-                step_key, state, action, real_params)
-            done = jnp.logical_or(terminated, truncated)
-            return (next_obs, state, alive * (1.0 - done)), (obs, alive)
-
-        _, (obs, alive) = jax.lax.scan(step, (obs, state, jnp.ones(())),
-                                       jax.random.split(loop_key, max_steps))
-        return obs, alive
-
-    obs, alive = jax.jit(jax.vmap(episode))(jax.random.split(key, num_episodes))
-    obs, alive = np.asarray(obs).reshape(-1, obs.shape[-1]), np.asarray(alive).ravel()
-    return obs[alive > 0]
+    obs, first = jax.jit(jax.vmap(episode))(jax.random.split(key, num_episodes))
+    return np.asarray(obs).reshape(-1, obs.shape[-1])[np.asarray(first).ravel()]
 
 
 def reward_landscape(env, env_params: SyntheticEnvParams, grid: np.ndarray,

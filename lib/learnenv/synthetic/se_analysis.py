@@ -9,14 +9,11 @@ if every later evaluation up to the end of its budget does too. Both numbers
 depend on the protocol (how often one looks, how many episodes), so the
 protocol is returned with them.
 
-The evaluation runs inside the jitted, vmapped training: the DQN update is
-wrapped so that, whenever the step count reaches a multiple of ``eval_every``,
-the current greedy policy is rolled out on the real environment (a
-``lax.cond`` on an update counter kept next to the agent's state, which is the
-same for every vmapped agent, so only the due updates pay for it). The agent's
-own functions are taken from its ``make_train`` by intercepting its call to
-the shared off-policy loop, so this works for every agent built on that loop
-(DQN variants, SAC) without changing them.
+The evaluation runs inside the jitted, vmapped training, through the agents'
+evaluation hook (``make_train(..., eval_every, eval_fn)``, see
+:func:`learnenv.agents.base.make_eval_hook`): whenever the step count reaches a
+multiple of ``eval_every``, the current greedy policy is rolled out on the real
+environment, and only those updates pay for it.
 
 **Histograms**: the states and rewards an agent meets while training in the SE
 versus in the real environment (the paper's Figure on "cutting
@@ -26,12 +23,10 @@ non-informative paths").
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
-from unittest import mock
 
-import jax
-import jax.numpy as jnp
 import numpy as np
+
+from learnenv.agents.base import evaluate, rollout
 
 __all__ = ["make_train_with_eval", "evaluation_curves", "steps_to_solve", "summarise_steps",
            "rollout_visits"]
@@ -39,72 +34,24 @@ __all__ = ["make_train_with_eval", "evaluation_curves", "steps_to_solve", "summa
 
 def make_train_with_eval(agent_config, train_env, train_env_params, eval_env, eval_env_params,
                          eval_every: int, eval_episodes: int = 10, agent=None):
-    """``train(key, hps, env_params)`` of an off-policy agent whose metrics add ``eval_return``.
+    """``train(key, hps, env_params)`` of an agent whose metrics add ``eval_return``.
 
-    ``agent`` is the agent's module (:mod:`learnenv.agents.dqn`, the default, or
-    :mod:`learnenv.agents.sac`): anything whose ``make_train`` hands its pieces
-    to :func:`learnenv.agents.offpolicy.make_offpolicy_train`.
-    ``eval_return`` is the mean greedy return on ``eval_env`` after the update
-    that brings training to a multiple of ``eval_every`` env steps, NaN in other
-    rounds. ``eval_every`` must be a multiple of ``num_envs * train_freq``.
+    ``agent`` is the agent's module (:mod:`learnenv.agents.dqn`, the default,
+    or any other agent module: its ``make_train`` takes the evaluation hook).
+    ``eval_return`` is the mean greedy return over ``eval_episodes`` episodes
+    on ``eval_env`` after each round of updates that brings training to (or
+    past) a multiple of ``eval_every`` env steps, NaN after the others.
     """
-    import inspect
+    from learnenv.agents import dqn
 
-    from learnenv.agents import dqn, offpolicy
-    from learnenv.agents.base import evaluate
+    agent = dqn if agent is None else agent
+    policy = agent.make_policy(agent_config, eval_env, eval_env_params)
 
-    agent_mod = dqn if agent is None else agent
+    def mean_greedy_return(params, key):
+        return evaluate(policy, params, eval_env, eval_env_params, key, eval_episodes).mean()
 
-    spr = agent_config.steps_per_round
-    if eval_every % spr or agent_config.gradient_steps != 1:
-        raise ValueError(
-            f"eval_every={eval_every} must be a multiple of num_envs * train_freq = {spr} "
-            "(and gradient_steps must be 1)."
-        )
-    warmup = agent_config.num_warmup_rounds
-    policy = agent_mod.make_policy(agent_config, eval_env, eval_env_params)
-
-    # The agent's make_train hands its init/explore/update functions to the
-    # shared off-policy loop; we intercept them (bound by name, so argument
-    # order does not matter) and add the evaluation to ``update``.
-    captured = {}
-    signature = inspect.signature(offpolicy.make_offpolicy_train)
-
-    def capture(*args, **kwargs):
-        captured.update(signature.bind(*args, **kwargs).arguments)
-        return None
-
-    with mock.patch.object(agent_mod, "make_offpolicy_train", capture):
-        agent_mod.make_train(agent_config, train_env, train_env_params)
-    init, explore = captured["init"], captured["explore"]
-    update, result_params = captured["update"], captured["result_params"]
-
-    # The agent state is paired with a count of its updates (agents do not all
-    # keep one), which says when an evaluation is due.
-    def init_counted(key, hps, obs):
-        return init(key, hps, obs), jnp.zeros((), jnp.int32)
-
-    def explore_counted(agent, obs, key, timestep, hps):
-        return explore(agent[0], obs, key, timestep, hps)
-
-    def update_with_eval(agent, batch, key, hps):
-        inner, count = agent
-        inner, metrics = update(inner, batch, key, hps)
-        count = count + 1
-        step = (warmup + count) * spr  # env steps after this round
-        due = step % eval_every == 0
-
-        def run_eval(_):
-            returns = evaluate(policy, result_params(inner), eval_env, eval_env_params,
-                               jax.random.fold_in(key, 7), eval_episodes, greedy=True)
-            return returns.mean()
-
-        metrics["eval_return"] = jax.lax.cond(due, run_eval, lambda _: jnp.float32(jnp.nan), None)
-        return (inner, count), metrics
-
-    captured.update(init=init_counted, explore=explore_counted, update=update_with_eval,
-                    result_params=lambda agent: result_params(agent[0]))
-    return offpolicy.make_offpolicy_train(**captured)
+    return agent.make_train(agent_config, train_env, train_env_params,
+                            eval_every=eval_every, eval_fn=mean_greedy_return)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,10 +70,9 @@ class StepsProtocol:
 def evaluation_curves(metrics, learning_starts: int) -> tuple[np.ndarray, np.ndarray]:
     """``(timesteps, curves)`` of the evaluations in :func:`make_train_with_eval`'s metrics.
 
-    ``curves`` is (agents, evaluations). The warm-up rounds (up to
-    ``learning_starts``) report a 0 placeholder rather than NaN, because the
-    off-policy loop fills their metrics with zeros; they are dropped here, with
-    the rounds that ran no evaluation.
+    ``curves`` is (agents, evaluations). Evaluations of the warm-up rounds (up
+    to ``learning_starts``, an untrained policy) are dropped, with the rounds
+    that ran no evaluation.
     """
     curves = np.array(metrics["eval_return"], float, ndmin=2)
     steps = np.asarray(metrics["timesteps"])
@@ -174,19 +120,5 @@ def rollout_visits(policy, params, env, env_params, key, num_steps: int, epsilon
     Returns ``(obs, rewards, dones)`` arrays of length ``num_steps`` (episodes
     reset automatically), for histograms.
     """
-    reset_key, key = jax.random.split(key)
-    obs, state = env.reset(reset_key, env_params)
-    n = env.action_space(env_params).n
-
-    def step(carry, key):
-        obs, state = carry
-        k_act, k_rand, k_eps, k_step = jax.random.split(key, 4)
-        action = policy(params, obs, k_act, True)
-        action = jnp.where(jax.random.uniform(k_eps) < epsilon,
-                           jax.random.randint(k_rand, (), 0, n), action)
-        next_obs, state, reward, terminated, truncated, _ = env.step(k_step, state, action, env_params)
-        return (next_obs, state), (obs, reward, jnp.logical_or(terminated, truncated))
-
-    _, (obs, rewards, dones) = jax.lax.scan(step, (obs, state), jax.random.split(key, num_steps))
-    return obs, rewards, dones
-
+    trajectory = rollout(policy, params, env, env_params, key, num_steps, True, epsilon)
+    return trajectory.obs, trajectory.reward, trajectory.done

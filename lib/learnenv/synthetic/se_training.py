@@ -9,10 +9,11 @@ The bi-level loop, per generation::
         fitness = mean greedy return of that agent over 10 REAL episodes
     strategy.tell(-fitness)                          # evosax minimises
 
-Every ``centre_eval_every`` generations the ES *centre* (not the luckiest
-member: fitness is noisy, and a lucky draw says little) is tested the same way
-with fresh agents; the run stops once a fraction ``solved_fraction`` of those
-agents solves the real task.
+The loop itself is :func:`learnenv.synthetic.evolve.evolve`; this module is its
+SE fitness (:class:`SEFitness`). Every ``mean_eval_every`` generations the ES
+*mean* ("centre" in the paper; not the luckiest member: fitness is noisy, and a
+lucky draw says little) is tested the same way with fresh agents; the run stops
+once a fraction ``solved_fraction`` of those agents solves the real task.
 
 What varies per member. Traced values vary freely inside one vmapped call: the
 learning rate and the seed. Hidden sizes and batch sizes fix array shapes, so
@@ -23,11 +24,7 @@ comparison between ``psi + eps`` and ``psi - eps`` is not drowned in the noise
 of two different agents.
 
 Strategies: ``"mirrored_nes"`` (the paper's, :mod:`learnenv.synthetic.nes`) or
-the name of any evosax distribution-based strategy with a ``std_init``
-parameter (``"SNES"``, ``"xNES"``, ``"Sep_CMA_ES"``, ...).
-
-The loop runs through :func:`learnenv.checkpoint.run_resumable`: interrupted
-runs resume exactly, and a finished run is read back instead of recomputed.
+the name of any evosax distribution-based strategy (``"SNES"``, ...).
 """
 
 from __future__ import annotations
@@ -43,14 +40,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from learnenv import envs, io
-from learnenv.config import Config, field
+from learnenv.config import field
+from learnenv.parallel import shard_population
 from learnenv.synthetic.base import broadcast
+from learnenv.synthetic.evolve import EvolutionConfig, EvolutionResult, evolve
 
 __all__ = [
     "SETrainingConfig",
-    "SEResult",
+    "SEFitness",
     "make_se",
-    "make_strategy",
     "make_agent_config",
     "make_member_eval",
     "sample_learning_rates",
@@ -62,10 +60,19 @@ __all__ = [
 
 
 @dataclasses.dataclass(frozen=True)
-class SETrainingConfig(Config):
-    """Everything that defines one SE training run."""
+class SETrainingConfig(EvolutionConfig):
+    """Everything that defines one SE training run (the outer loop's fields are
+    :class:`~learnenv.synthetic.evolve.EvolutionConfig`'s, here with the paper's
+    defaults: mirrored NES, 8 pairs, sigma 0.05, step 1)."""
 
-    env_name: str = "CartPole-v1"
+    strategy: str = field("mirrored_nes", choices=EvolutionConfig.__dataclass_fields__[
+        "strategy"].metadata["choices"])
+    population_size: int = field(16, low=2, doc="members per generation (2 per mirrored pair)")
+    num_generations: int = field(100, low=1)
+    num_eval_episodes: int = field(10, low=1, doc="real episodes per fitness evaluation")
+    mean_eval_every: int = field(2, low=1, doc="generations between tests of the ES mean")
+    stop_after_solved: int = field(1, low=0, doc="consecutive passed tests of the mean to stop")
+    env_name: str = field("CartPole-v1", choices=envs.names)
     env_kind: str = field("se", choices=("se", "rn_additive"),
                           doc="synthetic environment, or reward network on the real dynamics")
     max_steps_in_episode: int = field(200, low=0, doc="real env step cap (0: its default); also the SE's")
@@ -73,13 +80,6 @@ class SETrainingConfig(Config):
     se_hidden_size: int = field(128, low=1, doc="hidden units of each SE network (or of the RN)")
     se_activation: str = field("leaky_relu", choices=("leaky_relu", "relu", "tanh", "elu", "swish"))
     state_clip: float = field(10.0, low=0.0, doc="SE states clipped to [-c, c] (0: off; ours)")
-    # The outer loop.
-    strategy: str = "mirrored_nes"
-    num_workers: int = field(8, low=1, doc="mirrored pairs; population = 2 * num_workers")
-    sigma: float = field(0.05, low=0.0, low_inclusive=False, doc="perturbation std (fixed for NES)")
-    step_size: float = field(1.0, low=0.0, low_inclusive=False, doc="NES step size")
-    num_generations: int = field(100, low=1)
-    stop_when_solved: bool = field(True, choices=(True, False))
     # The inner loop: DDQN (or dueling DDQN) with varied hyperparameters.
     dueling: bool = field(False, choices=(True, False))
     inner_timesteps: int = field(10_000, low=1)
@@ -92,13 +92,9 @@ class SETrainingConfig(Config):
     learning_starts: int = field(1_000, low=0)
     eps_end: float = field(0.05, low=0.0, high=1.0)
     exploration_fraction: float = field(0.2, low=0.0, high=1.0)
-    # Fitness and "solved".
-    eval_episodes: int = field(10, low=1, doc="real episodes per fitness evaluation")
+    # "Solved".
     solved_return: float = 195.0
-    solved_fraction: float = field(0.8, low=0.0, high=1.0, doc="of the centre's test agents")
-    solved_patience: int = field(1, low=1, doc="consecutive solved centre tests to stop")
-    centre_eval_every: int = field(2, low=1, doc="generations between tests of the ES centre")
-    checkpoint_every: int = field(5, low=0)
+    solved_fraction: float = field(0.8, low=0.0, high=1.0, doc="of the mean's test agents")
 
     def validate(self) -> None:
         if not self.agent_variants:
@@ -108,21 +104,18 @@ class SETrainingConfig(Config):
                 raise ValueError(
                     f"SETrainingConfig.agent_variants entry {v!r} must be (hidden_sizes, batch_size)."
                 )
-        pop = self.population_size
-        if pop % len(self.agent_variants):
+        pop, n = self.population_size, len(self.agent_variants)
+        if pop % n:
             raise ValueError(
                 f"SETrainingConfig: the population ({pop}) must split evenly over the "
-                f"{len(self.agent_variants)} agent_variants."
+                f"{n} agent_variants."
             )
-        if self.strategy == "mirrored_nes" and self.num_workers % len(self.agent_variants):
+        if self.strategy == "mirrored_nes" and (pop % 2 or (pop // 2) % n):
             raise ValueError(
-                f"SETrainingConfig.num_workers={self.num_workers} must be a multiple of the "
-                f"{len(self.agent_variants)} agent_variants (pairs share a variant)."
+                f"SETrainingConfig.population_size={pop}: mirrored_nes needs pairs, and the "
+                f"{pop // 2} pairs must split evenly over the {n} agent_variants "
+                "(the two members of a pair share a variant)."
             )
-
-    @property
-    def population_size(self) -> int:
-        return 2 * self.num_workers
 
     @property
     def variants(self) -> list[tuple[tuple[int, ...], int]]:
@@ -152,28 +145,6 @@ def make_se(config: SETrainingConfig):
     else:
         env = RewardNetworkEnvironment(config.env_name, **kwargs)
     return env, env.default_params
-
-
-def make_strategy(config: SETrainingConfig, template: Any):
-    """``(strategy, strategy_params)``: the paper's NES or an evosax strategy by name."""
-    if config.strategy == "mirrored_nes":
-        from learnenv.synthetic.nes import MirroredNES
-
-        strategy = MirroredNES(config.population_size, template)
-        params = strategy.default_params.replace(
-            std_init=jnp.asarray(config.sigma), step_size=jnp.asarray(config.step_size)
-        )
-        return strategy, params
-    from evosax.algorithms import distribution_based_algorithms
-
-    if config.strategy not in distribution_based_algorithms:
-        valid = ", ".join(["mirrored_nes", *sorted(distribution_based_algorithms)])
-        raise ValueError(f"Unknown strategy {config.strategy!r}; valid: {valid}.")
-    strategy = distribution_based_algorithms[config.strategy](config.population_size, template)
-    params = strategy.default_params
-    if not hasattr(params, "std_init"):
-        raise ValueError(f"evosax {config.strategy} has no std_init; pick another strategy.")
-    return strategy, params.replace(std_init=jnp.asarray(config.sigma))
 
 
 def make_agent_config(config: SETrainingConfig, hidden_sizes, batch_size, total_timesteps=None):
@@ -233,7 +204,7 @@ def make_member_eval(config: SETrainingConfig, se, hidden, batch, total_timestep
     """Jitted ``f(keys, lrs, env_params_batch, eval_keys) -> (real_return, se_return)``.
 
     Trains one DDQN per member inside its SE (vmapped over members) and returns
-    its mean greedy return over ``eval_episodes`` real episodes, and its last
+    its mean greedy return over ``num_eval_episodes`` real episodes, and its last
     training return inside the SE. Cached: the same (config, SE, variant) reuses
     the compiled call.
     """
@@ -249,169 +220,109 @@ def make_member_eval(config: SETrainingConfig, se, hidden, batch, total_timestep
     def one(key, lr, env_params, eval_key):
         result = train(key, base_hps.replace(learning_rate=lr), env_params)
         returns = evaluate(policy, result.params, real_env, real_params, eval_key,
-                           config.eval_episodes, greedy=True)
+                           config.num_eval_episodes, greedy=True)
         return returns.mean(), result.metrics["episode_return"][-1]
 
     return jax.jit(jax.vmap(one))
 
 
-@dataclasses.dataclass
-class SEResult:
-    env: Any  # the SyntheticEnvironment
-    env_params: Any  # the ES centre, as SE env_params
-    metrics: dict  # per generation (numpy), see train_se
-    generations: int  # generations actually run (stops early once solved)
-    solved_generation: int | None
-    wall_clock_s: float
-    compile_s: float
-    config: SETrainingConfig
+class SEFitness:
+    """The SE paper's fitness for :func:`~learnenv.synthetic.evolve.evolve`:
+    one DDQN per member, with its own learning rate and seed, trained inside the
+    member and scored by its mean greedy return on the real environment. The two
+    members of a mirrored pair share the agent (seed, learning rate, variant
+    and evaluation episodes), so their comparison is not drowned in agent noise.
+    """
 
+    mean_metrics = ("mean_fitness", "mean_solved_fraction")
 
-class _Evaluator:
-    """Runs a population through the compiled per-variant calls."""
-
-    def __init__(self, config: SETrainingConfig, se, total_timesteps=None):
+    def __init__(self, config: SETrainingConfig, total_timesteps: int | None = None):
         self.config = config
+        self.se, self.se_params = make_se(config)
+        self.metrics = {"member_se_return": (config.population_size,)}
         self.variants = config.variants
-        self.fns = [make_member_eval(config, se, h, b, total_timesteps) for h, b in self.variants]
+        self.fns = [make_member_eval(config, self.se, h, b, total_timesteps)
+                    for h, b in self.variants]
+        self.pairs = config.strategy == "mirrored_nes"
+
+    def env_params(self, network_params):
+        from learnenv.synthetic.bandit import SyntheticEnvParams
+
+        return SyntheticEnvParams(network_params, self.se_params.max_steps_in_episode)
 
     def groups(self, n: int, pair_size: int | None = None) -> list[np.ndarray]:
         """Member indices of each variant; members of a mirrored pair stay together."""
         worker = np.arange(n) % pair_size if pair_size else np.arange(n)
         return [np.nonzero(worker % len(self.variants) == v)[0] for v in range(len(self.variants))]
 
-    def __call__(self, keys, lrs, env_params, eval_keys, pair_size=None):
+    def agents(self, keys, lrs, network_params, eval_keys, pair_size=None):
+        """``(real_return, se_return)`` of one agent per member, one call per variant."""
         n = keys.shape[0]
         real = np.zeros(n, np.float32)
         se_ret = np.zeros(n, np.float32)
+        env_params = self.env_params(network_params)
         for fn, idx in zip(self.fns, self.groups(n, pair_size)):
-            take = lambda x: x[idx]  # noqa: E731
-            r, s = fn(keys[idx], lrs[idx], jax.tree.map(take, env_params), eval_keys[idx])
+            batch = jax.tree.map(lambda x: x[idx], (keys, lrs, env_params, eval_keys))
+            r, s = fn(*shard_population(*batch))
             real[idx], se_ret[idx] = np.asarray(r), np.asarray(s)
         return real, se_ret
 
+    def draw(self, key, n: int):
+        """Agent seeds, learning rates and evaluation keys of ``n`` agents."""
+        k_seed, k_lr, k_eval = jax.random.split(key, 3)
+        lrs = sample_learning_rates(k_lr, n, self.config.learning_rate, self.config.lr_factor)
+        return jax.random.split(k_seed, n), lrs, jax.random.split(k_eval, n)
+
+    def __call__(self, population, key, generation: int):
+        pop = self.config.population_size
+        n_agents = pop // 2 if self.pairs else pop
+        seeds, lrs, evals = self.draw(key, n_agents)
+        if self.pairs:  # both members of a pair: the same agent
+            seeds, lrs, evals = (jnp.concatenate([x, x]) for x in (seeds, lrs, evals))
+        real, se_ret = self.agents(seeds, lrs, population, evals,
+                                   pair_size=pop // 2 if self.pairs else None)
+        return jnp.asarray(real), {"member_se_return": se_ret}
+
+    def evaluate_mean(self, mean, key, generation: int) -> dict:
+        real = self.test(mean, key, self.config.population_size)
+        solved = float((real >= self.config.solved_return).mean())
+        return {"mean_fitness": np.float32(real.mean()), "mean_solved_fraction": np.float32(solved),
+                "solved": solved >= self.config.solved_fraction}
+
+    def test(self, network_params, key, num_agents: int) -> np.ndarray:
+        """Real returns of ``num_agents`` fresh agents trained on one SE, in batches
+        of the population size (the shape already compiled during training)."""
+        batch = self.config.population_size
+        returns = []
+        for i in range(-(-num_agents // batch)):
+            seeds, lrs, evals = self.draw(jax.random.fold_in(key, i), batch)
+            real, _ = self.agents(seeds, lrs, broadcast(network_params, batch), evals)
+            returns.append(real)
+        return np.concatenate(returns)[:num_agents]
+
 
 def train_se(config: SETrainingConfig, key: jax.Array, checkpoint_dir: str | Path | None = None,
-             progress: bool | None = None) -> SEResult:
-    """Learn an SE with ``config``; resumable through ``checkpoint_dir``.
-
-    Metrics per generation: ``member_return`` (real returns of every member,
-    shape (population,)), ``member_se_return`` (their last training return in
-    the SE), ``centre_return`` (mean real return of agents trained on the
-    centre; NaN where the centre was not tested), ``centre_solved_fraction``,
-    ``seconds``.
-    """
-    from learnenv.checkpoint import run_resumable
-
-    se, se_params = make_se(config)
-    strategy, es_params = make_strategy(config, se_params.network_params)
-    evaluator = _Evaluator(config, se)
-    pop = config.population_size
-    mirrored = config.strategy == "mirrored_nes"
-    max_steps = se_params.max_steps_in_episode
-
-    init_key, key = jax.random.split(key)
-    es_state = strategy.init(init_key, se_params.network_params, es_params)
-    init_state = {"es": es_state, "key": key, "solved_at": jnp.asarray(-1, jnp.int32),
-                  "streak": jnp.asarray(0, jnp.int32)}
-    compile_s = 0.0
-
-    def as_env_params(network_params):
-        from learnenv.synthetic.bandit import SyntheticEnvParams
-
-        return SyntheticEnvParams(network_params, max_steps_in_episode=max_steps)
-
-    def test_centre(es_state, key):
-        k_seed, k_lr, k_eval = jax.random.split(key, 3)
-        centre = as_env_params(broadcast(strategy.get_mean(es_state), pop))
-        lrs = sample_learning_rates(k_lr, pop, config.learning_rate, config.lr_factor)
-        real, _ = evaluator(jax.random.split(k_seed, pop), lrs, centre,
-                            jax.random.split(k_eval, pop))
-        return real
-
-    def step(state, generation):
-        nonlocal compile_s
-        t0 = time.perf_counter()
-        nan = np.float32(np.nan)
-        if config.stop_when_solved and int(state["solved_at"]) >= 0:
-            empty = {"member_return": np.full(pop, nan), "member_se_return": np.full(pop, nan),
-                     "centre_return": nan, "centre_solved_fraction": nan,
-                     "seconds": np.float32(0.0), "ran": np.bool_(False)}
-            return state, empty
-        key, k_ask, k_seed, k_lr, k_eval, k_tell, k_centre = jax.random.split(state["key"], 7)
-        population, es_state = strategy.ask(k_ask, state["es"], es_params)
-        n_agents = pop // 2 if mirrored else pop
-        seeds = jax.random.split(k_seed, n_agents)
-        lrs = sample_learning_rates(k_lr, n_agents, config.learning_rate, config.lr_factor)
-        evals = jax.random.split(k_eval, n_agents)
-        if mirrored:  # both members of a pair: same agent seed, lr and evaluation episodes
-            seeds, lrs, evals = (jnp.concatenate([x, x]) for x in (seeds, lrs, evals))
-        first = generation == 0 or compile_s == 0.0
-        real, se_ret = evaluator(seeds, lrs, as_env_params(population), evals,
-                                 pair_size=pop // 2 if mirrored else None)
-        if first:
-            compile_s = time.perf_counter() - t0  # includes compilation (one-off)
-        es_state, _ = strategy.tell(k_tell, population, -jnp.asarray(real), es_state, es_params)
-        solved_at, streak = state["solved_at"], state["streak"]
-        centre_return, solved_frac = nan, nan
-        last = generation == config.num_generations - 1
-        if (generation + 1) % config.centre_eval_every == 0 or last:
-            centre = test_centre(es_state, k_centre)
-            centre_return = np.float32(centre.mean())
-            solved_frac = np.float32((centre >= config.solved_return).mean())
-            streak = jnp.where(solved_frac >= config.solved_fraction, streak + 1, 0).astype(jnp.int32)
-            if int(streak) >= config.solved_patience and int(solved_at) < 0:
-                solved_at = jnp.asarray(generation + 1, jnp.int32)
-        new_state = {"es": es_state, "key": key, "solved_at": solved_at, "streak": streak}
-        metrics = {
-            "member_return": real,
-            "member_se_return": se_ret,
-            "centre_return": centre_return,
-            "centre_solved_fraction": solved_frac,
-            "seconds": np.float32(time.perf_counter() - t0),
-            "ran": np.bool_(True),
-        }
-        return new_state, metrics
-
-    out = run_resumable(
-        step, init_state, config.num_generations, checkpoint_dir,
-        every=config.checkpoint_every, config=config, progress=progress,
-        desc=f"SE {config.env_name} ({config.strategy})", kind="se-training",
-    )
-    metrics = out.metrics or {}
-    ran = np.asarray(metrics.get("ran", np.zeros(0, bool)), bool)
-    metrics = {k: np.asarray(v)[ran] for k, v in metrics.items() if k != "ran"}
-    solved_at = int(out.state["solved_at"])
-    return SEResult(
-        env=se,
-        env_params=as_env_params(strategy.get_mean(out.state["es"])),
-        metrics=metrics,
-        generations=int(ran.sum()),
-        solved_generation=solved_at if solved_at >= 0 else None,
-        wall_clock_s=out.wall_clock_s,
-        compile_s=compile_s,
-        config=config,
-    )
+             progress: bool | None = None) -> tuple[Any, Any, EvolutionResult]:
+    """Learn an SE with ``config``: ``(se, env_params, result)``; resumable through
+    ``checkpoint_dir``. ``result.history`` has, per generation, ``fitness`` (the
+    members' real returns), ``member_se_return`` (their last training return in
+    the SE), ``mean_fitness`` and ``mean_solved_fraction`` (NaN where the mean
+    was not tested)."""
+    fitness = SEFitness(config)
+    result = evolve(config, fitness.se_params.network_params, fitness, key,
+                    checkpoint_dir=checkpoint_dir, progress=progress,
+                    desc=f"SE {config.env_name} ({config.strategy})")
+    return fitness.se, fitness.env_params(result.mean), result
 
 
-def test_se(config: SETrainingConfig, se, env_params, key, num_agents: int = 20,
+def test_se(config: SETrainingConfig, env_params, key, num_agents: int = 20,
             total_timesteps: int | None = None) -> dict:
     """Train ``num_agents`` fresh DDQNs (varied lr, all variants) on one SE; test on the real env.
 
-    Agents are run in batches of the population size (the shape already
-    compiled during training). Returns the per-agent mean greedy real returns
-    and the fraction that solved (mean >= ``solved_return``).
+    Returns the per-agent mean greedy real returns and the fraction that solved
+    (mean >= ``solved_return``).
     """
-    evaluator = _Evaluator(config, se, total_timesteps)
-    batch = config.population_size
-    returns = []
-    for i in range(-(-num_agents // batch)):
-        k_seed, k_lr, k_eval = jax.random.split(jax.random.fold_in(key, i), 3)
-        lrs = sample_learning_rates(k_lr, batch, config.learning_rate, config.lr_factor)
-        real, _ = evaluator(jax.random.split(k_seed, batch), lrs, broadcast(env_params, batch),
-                            jax.random.split(k_eval, batch))
-        returns.append(real)
-    returns = np.concatenate(returns)[:num_agents]
+    returns = SEFitness(config, total_timesteps).test(env_params.network_params, key, num_agents)
     return {
         "returns": returns,
         "solved": returns >= config.solved_return,
@@ -422,46 +333,15 @@ def test_se(config: SETrainingConfig, se, env_params, key, num_agents: int = 20,
 # --------------------------------------------------------------------------- files
 
 
-def save_se(path, result_or_env, env_params=None, *, config: SETrainingConfig | None = None,
+def save_se(path, se, env_params, *, config: SETrainingConfig | None = None,
             metrics=None, extra: dict | None = None, wall_clock_s: float | None = None) -> Path:
-    """Save an SE as a :mod:`learnenv.io` checkpoint that :func:`load_se` rebuilds."""
-    if isinstance(result_or_env, SEResult):
-        res = result_or_env
-        se, env_params, config = res.env, res.env_params, res.config
-        metrics = res.metrics if metrics is None else metrics
-        wall_clock_s = res.wall_clock_s if wall_clock_s is None else wall_clock_s
-    else:
-        se = result_or_env
-    info = {
-        "loader": "learnenv.synthetic.se_training:load_se",
-        "env_class": f"{type(se).__module__}:{type(se).__qualname__}",
-        "real_env": se.real_env_name,
-        "hidden_sizes": list(se.hidden_sizes),
-        "activation": se.activation,
-        "max_steps_in_episode": int(env_params.max_steps_in_episode),
-        "num_parameters": se.num_parameters(env_params),
-    }
-    if hasattr(se, "state_clip"):
-        info["state_clip"] = se.state_clip
-    info.update(extra or {})
-    return io.save(path, params=env_params.network_params, config=config, env_name=se.name,
-                   kind="environment", metrics=metrics, extra=info, wall_clock_s=wall_clock_s)
+    """Save an SE (or RN) with its config and history; :func:`load_se` and
+    ``learnenv.pretrained.load`` turn it back into ``(env, env_params)``."""
+    info = {"num_parameters": se.num_parameters(env_params), **(extra or {})}
+    return io.save_environment(path, se, env_params, config=config, metrics=metrics,
+                               extra=info, wall_clock_s=wall_clock_s)
 
 
 def load_se(path):
     """``(env, env_params)`` of an SE (or RN) saved by :func:`save_se`."""
-    from learnenv.synthetic.bandit import SyntheticEnvParams
-
-    meta = io.read_meta(path)
-    info = meta.get("extra", {})
-    cls = io._import_class(info.get("env_class", "learnenv.synthetic.environment:SyntheticEnvironment"))
-    kwargs = {"state_clip": info["state_clip"]} if "state_clip" in info else {}
-    env = cls(
-        info["real_env"],
-        hidden_sizes=tuple(info["hidden_sizes"]),
-        activation=info["activation"],
-        max_steps_in_episode=info["max_steps_in_episode"],
-        **kwargs,
-    )
-    ckpt = io.load(path, like=env.default_params.network_params)
-    return env, SyntheticEnvParams(ckpt.params, max_steps_in_episode=info["max_steps_in_episode"])
+    return io.load_environment(path, expect_kind=("se", "reward-network"))
