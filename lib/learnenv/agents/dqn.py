@@ -46,23 +46,16 @@ class DQNConfig(OffPolicyConfig):
     128 every 10 env steps, 10k buffer, 10k random steps, lr 2.5e-4, a hard target
     copy every 50 gradient steps = 500 env steps, epsilon 1 -> 0.05 over half the
     run, a 120-84 ReLU network, squared TD error) plus LayerNorm in the torso
-    (Gallici et al., 2024) and the lr annealed to 0, run for 300k steps. The last
-    two keep the *final* greedy policy good: without them 6 of 8 seeds ended
-    solved after 500k steps (Q-values overshooting to 240 on the way). One env
-    (``num_envs`` stays 1 because the SE inner loop relies on it); purejaxrl's 10
-    envs with ``train_freq=1`` is the same update ratio.
-    Measured (greedy, 10 episodes, 8 seeds per key): 8/8 on fresh seeds
-    (jax.random.key(3), benchmarks/offpolicy.py: 300k steps, 70 s compile + 240 s
-    for all 8 seeds on one shared CPU core); with 10 envs and ``train_freq=1``
-    8/8 (key 1), 8/8 (key 2) and 6/8 (key 3: 459 and 249), so a final policy
-    still sometimes degrades. Half the steps (150k) solved 5/8 at lr 2.5e-4 and
-    7/8 at lr 5e-4 (key 2, 10 envs).
+    (Gallici et al., 2024) and the lr annealed to 0, run for 300k steps: the last
+    two are there to keep the *final* greedy policy good, not only the best one
+    on the way. One env (``num_envs`` stays 1 because the SE inner loop relies on
+    it); purejaxrl's 10 envs with ``train_freq=1`` is the same update ratio.
+    ``benchmarks/offpolicy.py dqn`` measures it: results/benchmarks/offpolicy.json.
 
     ``loss="mse"``, not Huber: with Huber's gradient capped at 1 per sample, the
     few terminal transitions (target 1) cannot hold Q down while every other
-    transition bootstraps it up, and Q diverged to ~1e6 with a constant-action
-    policy (return 9) on every seed; SB3-zoo-like settings solved 3 of 8 seeds
-    with Huber and 7 of 8 with the squared error.
+    transition bootstraps it up towards a constant-action policy; the squared
+    error keeps them in balance. ``loss="huber"`` is there to compare.
     """
 
     total_timesteps: int = field(300_000, low=1)

@@ -13,9 +13,8 @@ its SCB fitness (:class:`SCBFitness`), close to the paper's pseudocode::
                                                                   # the curriculum's length
         SNES.tell(-fitness)                                   # evosax minimises
 
-Sampling hyperparameters in every generation is what makes the learned
-environment robust: a prototype meta-trained with one fixed learning rate
-transferred to lr 5e-4 but not to 1e-4.
+Hyperparameters are sampled anew in every generation so that the environment
+cannot specialise to one learner (the paper's robustness argument).
 """
 
 from __future__ import annotations
