@@ -42,6 +42,7 @@ def compare(recorded, now) -> dict:
         "max_abs_difference": float(np.max(np.abs(recorded - now))),
         "recorded_mean": float(recorded.mean()), "now_mean": float(now.mean()),
         "recorded_std": float(recorded.std()),
+        "now_returns": now.tolist(),
     }
 
 

@@ -9,9 +9,24 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from learnenv import io, io_v1
+from learnenv import io
 from learnenv.checkpoint import RunMismatchError, latest_checkpoint, run_resumable
 from learnenv.config import Config, field
+
+def _load_converter():
+    """scripts/convert_checkpoint_v1.py (it lives outside the library)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "convert_checkpoint_v1.py"
+    spec = importlib.util.spec_from_file_location("convert_checkpoint_v1", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+io_v1 = _load_converter()
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,7 +245,7 @@ def test_format_1_run_folder_is_refused_then_converted_and_resumed(tmp_path, ref
         del meta[key]
     meta_file.write_text(json.dumps(meta))
 
-    with pytest.raises(io.OldFormatError, match="io_v1.convert"):
+    with pytest.raises(io.OldFormatError, match="convert_checkpoint_v1.py"):
         run_resumable(_step, _init(), N, tmp_path, config=CONFIG, progress=False)
     assert latest_checkpoint(tmp_path) == first.checkpoint  # nothing deleted or overwritten
 

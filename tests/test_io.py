@@ -14,8 +14,23 @@ import numpy as np
 import pytest
 from flax import serialization
 
-from learnenv import envs, io, io_v1
+from learnenv import envs, io
 from learnenv.config import Config, field
+
+def _load_converter():
+    """scripts/convert_checkpoint_v1.py (it lives outside the library)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "convert_checkpoint_v1.py"
+    spec = importlib.util.spec_from_file_location("convert_checkpoint_v1", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+io_v1 = _load_converter()
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -414,7 +429,7 @@ def test_format_1_is_refused_with_how_to_convert_and_converts(tmp_path):
     extra = {"loader": "learnenv.synthetic.meta:load_scb", "kind": "mdp", "real_env": "CartPole-v1",
              "hidden_size": 4, "num_parameters": env.num_parameters(params)}
     _write_v1(tmp_path / "old", params.network_params, metrics, extra, env_name=env.name)
-    with pytest.raises(io.OldFormatError, match=r"format version 1.*io_v1.convert.*python -m learnenv.io_v1"):
+    with pytest.raises(io.OldFormatError, match=r"format version 1.*scripts/convert_checkpoint_v1.py"):
         io.load_environment(tmp_path / "old")
 
     io_v1.convert(tmp_path / "old")

@@ -39,7 +39,7 @@ Each file is written atomically (temporary file, then ``os.replace``), arrays
 first and metadata last; the metadata holds the hash of the arrays, so a
 half-finished save or a modified arrays file is reported as corrupt instead of
 loading wrong numbers. Checkpoints of format version 1 are converted by
-:mod:`learnenv.io_v1` (``python -m learnenv.io_v1 PATH``).
+the repository's ``scripts/convert_checkpoint_v1.py PATH``.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ class TemplateMismatchError(CheckpointError):
 
 
 class OldFormatError(CheckpointError):
-    """A checkpoint of an older format version: :mod:`learnenv.io_v1` converts it."""
+    """A checkpoint of an older format version: scripts/convert_checkpoint_v1.py converts it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -428,9 +428,8 @@ def read_meta(path: str | os.PathLike) -> dict:
     if version == 1:
         raise OldFormatError(
             f"{meta_file} is in checkpoint format version 1, which named classes and loader "
-            f"functions to import; convert it (arrays unchanged) with "
-            f"learnenv.io_v1.convert({str(_stem(path))!r}) or "
-            f"`python -m learnenv.io_v1 {_stem(path)}`."
+            f"functions to import; convert it (arrays unchanged) with the repository's "
+            f"`python scripts/convert_checkpoint_v1.py {_stem(path)}`."
         )
     if not isinstance(version, int) or version < 1:
         raise CheckpointError(f"{meta_file} has an invalid format_version {version!r}.")

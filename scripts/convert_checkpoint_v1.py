@@ -5,13 +5,13 @@ Format 1 stored, next to the arrays, the classes of every tree node and a
 format (:mod:`learnenv.io`) stores data only; this module rewrites a format-1
 checkpoint in place, its arrays bit for bit, and imports nothing named in it::
 
-    python -m learnenv.io_v1 runs/se runs/ppo/agents
-    learnenv.io_v1.convert("runs/se")
+    python scripts/convert_checkpoint_v1.py runs/se runs/ppo/agents
 
 Environment checkpoints become their registered kind (:mod:`learnenv.kinds`)
 through a fixed table of the loaders learnenv shipped; the fingerprint of a
 :func:`learnenv.checkpoint.run_resumable` checkpoint is carried over, so the
-run resumes. Delete this module once no format-1 checkpoints remain.
+run resumes. It lives outside the library: only checkpoints written before
+format 2 need it.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def convert(path: str | os.PathLike) -> Path:
 
 def main(argv: list[str]) -> int:
     if not argv:
-        print("usage: python -m learnenv.io_v1 CHECKPOINT [CHECKPOINT ...]", file=sys.stderr)
+        print("usage: python scripts/convert_checkpoint_v1.py CHECKPOINT [CHECKPOINT ...]", file=sys.stderr)
         return 2
     for path in argv:
         print(f"converted {convert(path)}")
