@@ -1,8 +1,10 @@
 # Learning Environments: set-up, book, tests.
 #
 #   make book    create .venv if missing, install learnenv[dev], build the book
-#                (every chapter executed in the quick preset; warnings fail it)
-#   make test    same set-up, then run the tests (they execute every chapter)
+#                (every chapter executed in the quick preset, unless the tests
+#                already did for the same code; warnings fail it)
+#   make test    same set-up, then run the tests (they build the book, executing
+#                every chapter once, and check what it shows)
 #   make sync    regenerate each chapter's .ipynb twin and Colab set-up cell
 #   make clean   remove build outputs (keeps .venv)
 #
@@ -39,8 +41,7 @@ $(STAMP): pyproject.toml
 	touch "$(STAMP)"
 
 book: venv
-	"$(BIN)/jupyter-book" build . --all -W -n --keep-going
-	@echo "Built: $(abspath _build/html/index.html)"
+	"$(BIN)/python" scripts/build_book.py
 
 test: venv
 	"$(BIN)/python" -m pytest $(PYTEST_ARGS)

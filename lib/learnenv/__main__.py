@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--preset",
         default=None,
-        help=f"{' or '.join(PRESETS)} (default: ${PRESET_ENV_VAR}, else full on a GPU, quick on CPU)",
+        help=f"{' or '.join(PRESETS)} (default: ${PRESET_ENV_VAR}, else quick)",
     )
     run.add_argument("--out", default=None, help="output directory (default: runs/EXPERIMENT-PRESET)")
     run.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")

@@ -114,3 +114,48 @@ register(
     presets=ACROBOT,
     run=run,
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class SEReliability(SEExperiment):
+    """The quick SE run repeated over seeds: seeds stand in for machines, since runs
+    are not bit-identical across machines."""
+
+    num_seeds: int = field(5, low=1, doc="seeds 0 .. num_seeds-1, each a whole SE run")
+
+
+def run_reliability(config: SEReliability, out_dir: Path, key: Any) -> dict[str, Any]:
+    """Learn one SE per seed (as ``se-cartpole --seed s``) and test each with fresh agents;
+    success = the ES mean passes the chapter's test (``solved_fraction`` of them solve)."""
+    import time
+
+    import jax
+
+    from learnenv.synthetic import se_training as st
+
+    rows = []
+    for seed in range(config.num_seeds):
+        start = time.perf_counter()
+        train_key, test_key = jax.random.split(jax.random.key(seed))
+        _, params, result = st.train_se(config, train_key, progress=False)
+        test = st.test_se(config, params, test_key, config.test_agents)
+        rows.append({"seed": seed, "generations": result.generations,
+                     "stopped_early": result.solved_generation is not None,
+                     "test_success_rate": test["success_rate"],
+                     "success": test["success_rate"] >= config.solved_fraction,
+                     "seconds": time.perf_counter() - start})
+        print(f"seed {seed}: {rows[-1]}")
+    return {"seeds": rows, "successes": sum(r["success"] for r in rows),
+            "num_seeds": config.num_seeds}
+
+
+register(
+    "se-cartpole-reliability",
+    "The quick se-cartpole run over several seeds: how often does the live SE learning of "
+    "the NES chapter pass its test (>= 80% of 20 fresh agents solve)?",
+    presets={"quick": SEReliability(**{f.name: getattr(CARTPOLE["quick"], f.name)
+                                       for f in dataclasses.fields(SEExperiment)}),
+             "full": SEReliability(**{f.name: getattr(CARTPOLE["full"], f.name)
+                                      for f in dataclasses.fields(SEExperiment)})},
+    run=run_reliability,
+)
