@@ -17,7 +17,7 @@ from learnenv import envs
 from learnenv.agents import dqn
 from learnenv.agents.base import evaluate, make_eval_hook, rollout
 from learnenv.agents.networks import orthogonal
-from learnenv.synthetic import scb_eval, se_analysis
+from learnenv.synthetic import scb_eval
 
 
 def cartpole_policy(params, obs, key, greedy):
@@ -124,8 +124,8 @@ def test_rollout_matches_a_python_loop_and_explores_with_epsilon():
         assert (explored > 10) == (epsilon > 0)
 
 
-def test_state_samples_and_visits_are_rollouts():
-    """``real_state_samples`` keeps each episode up to its end; ``rollout_visits`` all steps."""
+def test_state_samples_are_the_episodes_evaluate_plays():
+    """``real_state_samples`` keeps each episode up to its end."""
     env, env_params = envs.make("CartPole-v1")
     config = dqn.DQNConfig(hidden_sizes=(8,))
     policy = dqn.make_policy(config, env, env_params)
@@ -141,12 +141,6 @@ def test_state_samples_and_visits_are_rollouts():
         jax.random.split(key, 6))
     starts = np.concatenate([[0], np.cumsum(np.asarray(returns, int))[:-1]])
     np.testing.assert_allclose(states[starts], first_obs, rtol=1e-6)
-
-    obs, rewards, dones = se_analysis.rollout_visits(policy, params, env, env_params, key, 300,
-                                                     epsilon=0.1)
-    traj = rollout(policy, params, env, env_params, key, 300, True, 0.1)
-    for a, b in zip((obs, rewards, dones), (traj.obs, traj.reward, traj.done)):
-        np.testing.assert_array_equal(a, b)
 
 
 def test_eval_hook_runs_on_multiples_of_eval_every():

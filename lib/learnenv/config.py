@@ -235,11 +235,6 @@ class Config:
 _HYPERPARAMS_CLASSES: dict[type, type] = {}
 
 
-def traced_fields(config_class: type) -> tuple[str, ...]:
-    """Names of the fields of ``config_class`` declared with ``traced=True``."""
-    return tuple(f.name for f in dataclasses.fields(config_class) if f.metadata.get("traced"))
-
-
 def hyperparams_class(config_class: type) -> type:
     """The flax struct of ``config_class``'s traced fields (made once per class).
 

@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from collections.abc import Mapping
 from types import ModuleType
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 # name -> (module, config class). One line per agent.
 _REGISTRY: dict[str, tuple[str, str]] = {
@@ -87,25 +86,4 @@ def get(name: str) -> AgentSpec:
     return AgentSpec(name=name, module=module, Config=config_class)
 
 
-class _LazyAgents(Mapping):
-    """``AGENTS["ppo"]`` imports the module on first access (``get`` does the work)."""
-
-    def __getitem__(self, name: str) -> AgentSpec:
-        return get(name)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(names())
-
-    def __len__(self) -> int:
-        return len(_REGISTRY)
-
-    def __contains__(self, name: object) -> bool:
-        return name in _REGISTRY
-
-    def __repr__(self) -> str:
-        return f"AGENTS({', '.join(names())})"
-
-
-AGENTS: Mapping[str, AgentSpec] = _LazyAgents()
-
-__all__ = ["AGENTS", "AgentSpec", "UnknownAgentError", "get", "names"]
+__all__ = ["AgentSpec", "UnknownAgentError", "get", "names"]

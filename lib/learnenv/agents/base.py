@@ -24,7 +24,6 @@ logs the scalar as the metric ``eval_return`` (see :func:`make_eval_hook`).
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any, Callable
 
 import jax
@@ -179,13 +178,3 @@ def rollout(
 
     _, trajectory = jax.lax.scan(step, (obs, state), jax.random.split(loop_key, num_steps))
     return trajectory
-
-
-def make_evaluate(policy: Policy, env: Any, num_episodes: int = 16, greedy: bool = True,
-                  max_steps: int | None = None):
-    """``evaluate`` with the static arguments bound: ``fn(params, env_params, key)``."""
-    return partial(_bound_evaluate, policy, env, num_episodes, greedy, max_steps)
-
-
-def _bound_evaluate(policy, env, num_episodes, greedy, max_steps, params, env_params, key):
-    return evaluate(policy, params, env, env_params, key, num_episodes, greedy, max_steps)

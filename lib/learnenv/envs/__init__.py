@@ -14,7 +14,7 @@ and a population of learned environments is just a batch of ``env_params``.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import gymnax
 from gymnax.environments import spaces
@@ -30,7 +30,6 @@ from learnenv.envs.wrappers import (
 __all__ = [
     "make",
     "names",
-    "register",
     "is_discrete",
     "action_dim",
     "observation_shape",
@@ -43,14 +42,9 @@ __all__ = [
 
 BRAX_PREFIX = "brax/"
 
-# Environments defined by this library (learned and synthetic ones) register
-# themselves here so ``make`` and the CLI find them by name.
-_extra: dict[str, Callable[..., tuple[Environment, Any]]] = {}
-
-
 # The environments brax ships (brax >= 0.10). brax has no public listing of its
 # registry, and importing it costs seconds, so the names are written here;
-# tests/test_brax.py checks that brax builds every one.
+# tests/test_envs.py checks that brax builds every one.
 BRAX_ENVS = ("ant", "fast", "halfcheetah", "hopper", "humanoid", "humanoidstandup",
              "inverted_double_pendulum", "inverted_pendulum", "pusher", "reacher", "swimmer",
              "walker2d")
@@ -62,14 +56,7 @@ def _brax_names() -> list[str]:
 
 def names() -> list[str]:
     """Every name :func:`make` accepts."""
-    return sorted(gymnax.registered_envs) + _brax_names() + sorted(_extra)
-
-
-def register(name: str, factory: Callable[..., tuple[Environment, Any]]) -> None:
-    """Register ``factory(**kwargs) -> (env, env_params)`` under ``name``."""
-    if name in _extra or name in gymnax.registered_envs:
-        raise ValueError(f"Environment name {name!r} is already registered.")
-    _extra[name] = factory
+    return sorted(gymnax.registered_envs) + _brax_names()
 
 
 def make(name: str, **kwargs: Any) -> tuple[Environment, Any]:
@@ -79,8 +66,6 @@ def make(name: str, **kwargs: Any) -> tuple[Environment, Any]:
     keyword that matches a field of the default params (for example
     ``max_steps_in_episode=200``) replaces that field instead.
     """
-    if name in _extra:
-        return _extra[name](**kwargs)
     if name.startswith(BRAX_PREFIX):
         from learnenv.envs.brax_adapter import make_brax
 

@@ -32,13 +32,6 @@ class Wrapper(Environment):
         return getattr(self._env, name)
 
     @property
-    def unwrapped(self) -> Environment:
-        env = self._env
-        while isinstance(env, Wrapper):
-            env = env._env
-        return env
-
-    @property
     def default_params(self) -> Any:
         return self._env.default_params
 

@@ -128,7 +128,6 @@ def _brax_cpu(env_name: str, generations: int, eval_episodes: int) -> SCBExperim
 
 def run(config: SCBExperiment, out_dir: Path, key: Any) -> dict[str, Any]:
     import jax
-    import numpy as np
 
     from learnenv.synthetic import meta, scb_eval
 

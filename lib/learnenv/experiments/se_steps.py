@@ -60,12 +60,10 @@ PRESETS = {
 
 
 def load_synthetic(name_or_path: str):
-    from learnenv import pretrained
-    from learnenv.synthetic.se_training import load_se
+    from learnenv import io, pretrained
 
-    if name_or_path in pretrained.names():
-        return pretrained.load(name_or_path)
-    return load_se(name_or_path)
+    return (pretrained.load if name_or_path in pretrained.names() else io.load_environment)(
+        name_or_path)
 
 
 def agent_module(agent: str):

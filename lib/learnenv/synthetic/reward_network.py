@@ -22,7 +22,7 @@ from typing import Sequence
 import jax.numpy as jnp
 
 from learnenv import kinds
-from learnenv.synthetic.base import LearnedEnvironment, MLPHead, SyntheticEnvParams
+from learnenv.synthetic.base import LearnedEnvironment, MLPHead
 
 __all__ = ["RewardNetworkEnvironment"]
 

@@ -15,9 +15,9 @@ evaluation hook (``make_train(..., eval_every, eval_fn)``, see
 multiple of ``eval_every``, the current greedy policy is rolled out on the real
 environment, and only those updates pay for it.
 
-**Histograms**: the states and rewards an agent meets while training in the SE
-versus in the real environment (the paper's Figure on "cutting
-non-informative paths").
+For histograms of the states an agent meets in the SE versus the real
+environment (the paper's figure on "cutting non-informative paths"), roll it
+out with :func:`learnenv.agents.base.rollout`.
 """
 
 from __future__ import annotations
@@ -26,10 +26,9 @@ import dataclasses
 
 import numpy as np
 
-from learnenv.agents.base import evaluate, rollout
+from learnenv.agents.base import evaluate
 
-__all__ = ["make_train_with_eval", "evaluation_curves", "steps_to_solve", "summarise_steps",
-           "rollout_visits"]
+__all__ = ["make_train_with_eval", "evaluation_curves", "steps_to_solve", "summarise_steps"]
 
 
 def make_train_with_eval(agent_config, train_env, train_env_params, eval_env, eval_env_params,
@@ -112,13 +111,3 @@ def summarise_steps(result: dict) -> dict:
         "median_first_solve": float(np.median(first[ok])) if ok.any() else float("nan"),
         "std_first_solve": float(np.std(first[ok])) if ok.any() else float("nan"),
     }
-
-
-def rollout_visits(policy, params, env, env_params, key, num_steps: int, epsilon: float = 0.0):
-    """States and rewards an (epsilon-)greedy agent meets in ``num_steps`` steps of ``env``.
-
-    Returns ``(obs, rewards, dones)`` arrays of length ``num_steps`` (episodes
-    reset automatically), for histograms.
-    """
-    trajectory = rollout(policy, params, env, env_params, key, num_steps, True, epsilon)
-    return trajectory.obs, trajectory.reward, trajectory.done
