@@ -43,6 +43,15 @@ CAPS_MIN = {
     "model-learning": 6, "video-rewards": 6, "genie": 6, "interactive-simulators": 6,
     "practicalities": 3,
 }
+# No full (GPU) run of these chapters has been timed: rough estimates, labelled as such,
+# from how much larger each full preset is than the quick one.
+FULL_ESTIMATES = {
+    "introduction": "estimate, not measured: minutes",
+    "primer": "estimate, not measured: minutes (more seeds, longer training)",
+    "imitating-nes": "estimate, not measured: about 1 h (up to 200 generations of 32 agents)",
+    "synthetic-bandits": "estimate, not measured: hours (paper-scale SNES, 300 generations "
+                         "of 128 members)",
+}
 TITLES = {
     "introduction": "Why learn environments?", "primer": "Environments as functions",
     "imitating-nes": "Imitating environments with NES",
@@ -110,6 +119,8 @@ def write_ledger() -> dict:
     chapters = {}
     for name, cap in CAPS_MIN.items():
         row = {"cap_minutes": cap, **old.get("chapters", {}).get(name, {}), **times.get(name, {})}
+        if name in FULL_ESTIMATES and "full_seconds" not in row:
+            row["full_estimate"] = FULL_ESTIMATES[name]
         chapters[name] = row
     ledger = {
         "what": "Execution time of each chapter in the quick preset, from the run whose "
@@ -160,7 +171,7 @@ def main() -> int:
     empty = {"chapters": {name: {"cap_minutes": cap} for name, cap in CAPS_MIN.items()}}
     write_table(json.loads(LEDGER.read_text()) if LEDGER.is_file() else empty)
     env = {**os.environ, "LEARNENV_PRESET": preset(),
-           "MPLBACKEND": "Agg", "LEARNENV_PROGRESS": "0"}
+           "LEARNENV_PROGRESS": "0"}
     book = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or "jupyter-book"
     code = subprocess.call([book, "build", str(ROOT), "--all", "-W", "-n", "--keep-going"],
                            env=env, cwd=ROOT)

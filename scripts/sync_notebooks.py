@@ -37,6 +37,9 @@ SETUP_TAG = "colab-setup"
 # The set-up cell is collapsed in the HTML book (it does nothing there).
 SETUP_TAGS = [SETUP_TAG, "hide-input"]
 PAIRED_FORMATS = "md:myst,ipynb"
+# When set, the set-up cell installs this pip requirement instead of the
+# repository (a fork, a branch, or a local wheel as in scripts/check_colab_install.py).
+INSTALL_SPEC_ENV = "LEARNENV_INSTALL_SPEC"
 
 SETUP_TEMPLATE = '''\
 # Colab set-up, generated from _config.yml by `make sync` (do not edit here).
@@ -46,9 +49,12 @@ import sys
 
 if "google.colab" in sys.modules:
     import importlib.metadata
+    import os
     import subprocess
 
     spec = "{spec}"
+    # ${env} installs another learnenv instead (a fork, a local wheel).
+    spec = os.environ.get("{env}", spec)
     keep = [f"{{p}}=={{importlib.metadata.version(p)}}" for p in ("jax", "jaxlib")]
     cmd = [sys.executable, "-m", "pip", "install", "-q", spec, *keep]
     if subprocess.run(cmd).returncode != 0:
@@ -77,7 +83,7 @@ def install_spec(url: str, branch: str) -> str:
 
 
 def setup_cell_source(config_path: Path = CONFIG) -> str:
-    return SETUP_TEMPLATE.format(spec=install_spec(*repository(config_path)))
+    return SETUP_TEMPLATE.format(spec=install_spec(*repository(config_path)), env=INSTALL_SPEC_ENV)
 
 
 def chapter_sources(chapters: Path = CHAPTERS) -> list[Path]:

@@ -177,6 +177,7 @@ def test_setup_cell_on_colab_installs_repo_and_keeps_jax(monkeypatch):
 
     monkeypatch.setattr(subprocess, "run", fake_run)
     monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
+    monkeypatch.delenv(sync.INSTALL_SPEC_ENV, raising=False)
     exec(sync.setup_cell_source(), {})
     (cmd,) = calls
     assert cmd[:4] == [sys.executable, "-m", "pip", "install"]
@@ -184,12 +185,27 @@ def test_setup_cell_on_colab_installs_repo_and_keeps_jax(monkeypatch):
     for package in ("jax", "jaxlib"):
         assert f"{package}=={importlib.metadata.version(package)}" in cmd
 
+    # The same pinned command, with another learnenv (scripts/check_colab_install.py: a wheel).
+    wheel = "/tmp/learnenv-0.1.0-py3-none-any.whl"
+    monkeypatch.setenv(sync.INSTALL_SPEC_ENV, wheel)
+    exec(sync.setup_cell_source(), {})
+    assert calls[-1] == [wheel if arg == sync.install_spec(*sync.repository()) else arg for arg in cmd]
+
     class Failed:
         returncode = 1
 
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: Failed())
     with pytest.raises(RuntimeError, match="jax=="):
         exec(sync.setup_cell_source(), {})
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=CHAPTER_IDS)
+def test_chapters_use_shipped_results_and_runs_dir(md):
+    """On Colab there is no ../results (the wheel carries the files, found by
+    learnenv.results.path), and run folders belong in Drive when it is mounted."""
+    code = "\n".join(c.source for c in jupytext.read(md).cells if c.cell_type == "code")
+    assert not re.search(r"""["']\.\./results""", code), "read shipped files with learnenv.results.path"
+    assert not re.search(r"""Path\(\s*["']runs""", code), "put run folders in learnenv.config.runs_dir()"
 
 
 # --- bibliography -------------------------------------------------------------------

@@ -13,20 +13,7 @@ from learnenv import io
 from learnenv.checkpoint import RunMismatchError, latest_checkpoint, run_resumable
 from learnenv.config import Config, field
 
-def _load_converter():
-    """scripts/convert_checkpoint_v1.py (it lives outside the library)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "convert_checkpoint_v1.py"
-    spec = importlib.util.spec_from_file_location("convert_checkpoint_v1", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-io_v1 = _load_converter()
-
+from checkpoint_converter import io_v1
 
 
 @dataclasses.dataclass(frozen=True)

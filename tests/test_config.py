@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -318,3 +319,28 @@ def test_describe_preset_names_preset_and_source(monkeypatch):
 def test_describe_preset_with_explicit_argument(no_preset_env):
     line = cfgmod.describe_preset("full")
     assert "'full'" in line and "chosen by the caller" in line
+
+
+def test_runs_dir_is_local_without_drive(monkeypatch, tmp_path):
+    monkeypatch.setattr(cfgmod, "DRIVE_ROOT", tmp_path / "drive" / "MyDrive")
+    assert cfgmod.runs_dir() == Path("runs")
+
+
+def test_runs_dir_is_in_drive_when_mounted(monkeypatch, tmp_path):
+    """A full run on Colab must checkpoint where a new runtime can resume it."""
+    drive = tmp_path / "drive" / "MyDrive"
+    drive.mkdir(parents=True)
+    monkeypatch.setattr(cfgmod, "DRIVE_ROOT", drive)
+    assert cfgmod.runs_dir() == drive / "learnenv-runs"
+
+
+def test_chapter_header_states_its_cost_from_the_ledger():
+    import json
+
+    from learnenv import results
+
+    ledger = json.loads(results.path("book/chapter-times.json").read_text())
+    cap = ledger["chapters"]["introduction"]["cap_minutes"]
+    line = cfgmod.describe_preset("quick", chapter="introduction")
+    assert f"(cap {cap} min)" in line and line.startswith("learnenv preset: 'quick'")
+    assert "No run time of 'no-such-chapter'" in cfgmod.describe_preset("quick", "no-such-chapter")

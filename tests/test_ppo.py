@@ -183,7 +183,7 @@ def test_config_is_validated_with_the_field_names():
 def test_registry_finds_ppo_and_names_the_valid_agents():
     spec = agents.get("ppo")
     assert spec.make_train is ppo.make_train and spec.Config is ppo.PPOConfig
-    assert "ppo" in agents.AGENTS and agents.AGENTS["ppo"].module is ppo
+    assert "ppo" in agents.names() and agents.get("ppo").module is ppo
     with pytest.raises(KeyError, match="Valid agents: .*ppo"):
         agents.get("ppo2")
 

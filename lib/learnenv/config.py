@@ -19,6 +19,9 @@ picks one from the ``LEARNENV_PRESET`` environment variable, defaulting to
 ``quick`` on every machine, GPU or not: a full run takes hours, so it is asked
 for (``LEARNENV_PRESET=full``), never stumbled into by opening a notebook on a
 GPU runtime.
+
+:func:`runs_dir` says where run folders (checkpoints, results) go: Google Drive
+when it is mounted on Colab, so a full run survives the runtime; else ``runs``.
 """
 
 from __future__ import annotations
@@ -30,10 +33,14 @@ import math
 import numbers
 import os
 import typing
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 PRESETS = ("quick", "full")
 PRESET_ENV_VAR = "LEARNENV_PRESET"
+# Where Colab mounts Google Drive (``drive.mount("/content/drive")``); a
+# constant so that tests can point it at a folder of their own.
+DRIVE_ROOT = Path("/content/drive/MyDrive")
 
 C = TypeVar("C", bound="Config")
 
@@ -277,8 +284,10 @@ def select(presets: Mapping[str, C], preset: str | None = None) -> C:
     return presets[name]
 
 
-def describe_preset(preset: str | None = None) -> str:
-    """The line every chapter prints at its top."""
+def describe_preset(preset: str | None = None, chapter: str | None = None) -> str:
+    """The line every chapter prints at its top; with ``chapter``, also what it costs
+    (from the book's time ledger, results/book/chapter-times.json), so a reader
+    knows before running it and before choosing ``full``."""
     import jax
 
     name = preset_name(preset)
@@ -289,8 +298,34 @@ def describe_preset(preset: str | None = None) -> str:
     else:
         source = "the default; full is opt-in"
     device = jax.devices()[0]
-    return (
+    line = (
         f"learnenv preset: {name!r} ({source}); JAX {jax.__version__} on "
         f"{device.platform.upper()} ({device.device_kind}). "
         f"Set {PRESET_ENV_VAR}=quick or full to change it."
     )
+    return line + (_chapter_cost(chapter) if chapter else "")
+
+
+def _chapter_cost(chapter: str) -> str:
+    import json
+
+    from learnenv import results
+
+    try:
+        ledger = json.loads(results.path("book/chapter-times.json").read_text())
+        row = ledger["chapters"][chapter]
+    except (FileNotFoundError, KeyError):
+        return f"\nNo run time of {chapter!r} is recorded yet."
+    quick = (f"{row['quick_seconds'] / 60:.1f} min measured on a "
+             f"{ledger.get('cpu_count', '?')}-core CPU"
+             if "quick_seconds" in row else "not measured yet")
+    full = (f"{row['full_seconds'] / 60:.1f} min measured on a GPU" if "full_seconds" in row
+            else row.get("full_estimate", "not measured"))
+    return f"\nThis chapter takes: quick {quick} (cap {row['cap_minutes']} min); full {full}."
+
+
+def runs_dir() -> Path:
+    """The folder for run folders (checkpoints, results): ``learnenv-runs`` in
+    Google Drive when it is mounted, so that a full run on Colab outlives the
+    runtime and resumes from its checkpoints; else ``runs`` in the working folder."""
+    return DRIVE_ROOT / "learnenv-runs" if DRIVE_ROOT.is_dir() else Path("runs")
