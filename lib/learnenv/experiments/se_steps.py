@@ -89,9 +89,8 @@ def agent_config(config: StepsToSolve, agent: str, budget: int):
 
         return SACConfig(**common, **changes)
     from learnenv.agents.dqn import DQNConfig
-    from learnenv.synthetic.se_training import pinned_dqn_loss
 
-    return DQNConfig(**common, **pinned_dqn_loss(), layer_norm=False, max_grad_norm=10.0,
+    return DQNConfig(**common, loss="huber", layer_norm=False, max_grad_norm=10.0,
                      eps_start=1.0, eps_end=0.05,
                      exploration_fraction=min(1.0, config.exploration_steps / budget), **changes)
 

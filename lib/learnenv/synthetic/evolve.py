@@ -38,24 +38,22 @@ import numpy as np
 
 from learnenv.config import Config, field
 
-__all__ = ["EvolutionConfig", "EvolutionResult", "Fitness", "STRATEGIES", "make_strategy",
+__all__ = ["EvolutionConfig", "EvolutionResult", "Fitness", "strategies", "make_strategy",
            "evolve", "fitness_figure"]
 
 
-def _strategy_names() -> tuple[str, ...]:
+def strategies() -> tuple[str, ...]:
+    """The strategy names a config accepts (evosax is imported only when asked)."""
     from evosax.algorithms import distribution_based_algorithms
 
     return ("mirrored_nes", *sorted(distribution_based_algorithms))
-
-
-STRATEGIES = _strategy_names
 
 
 @dataclasses.dataclass(frozen=True)
 class EvolutionConfig(Config):
     """The outer loop's settings, one vocabulary for SEs and SCBs."""
 
-    strategy: str = field("SNES", choices=STRATEGIES, doc="'mirrored_nes' or an evosax strategy")
+    strategy: str = field("SNES", choices=strategies, doc="'mirrored_nes' or an evosax strategy")
     population_size: int = field(64, low=2, doc="environments evaluated per generation")
     sigma_init: float = field(0.05, low=0.0, low_inclusive=False, doc="initial search radius")
     step_size: float = field(1.0, low=0.0, low_inclusive=False, doc="mirrored_nes only")
@@ -185,7 +183,7 @@ def evolve(config: EvolutionConfig, template: Any, fitness_fn: Fitness, key: jax
 
 
 def fitness_figure(history: dict, title: str, solved_return: float | None = None,
-                   ylabel: str = "real-environment return", colour_by_learning_rate: bool = False):
+                   colour_by_learning_rate: bool = False):
     """Members (dots), population mean, and the tested ES mean, per generation.
 
     One figure for every meta-learned environment (SE, SCB, RN); with
@@ -216,7 +214,7 @@ def fitness_figure(history: dict, title: str, solved_return: float | None = None
     if solved_return is not None:
         ax.axhline(solved_return, color="k", linestyle="--", linewidth=1, label="solved")
     ax.set_xlabel("generation")
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel("real-environment return")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)

@@ -251,13 +251,9 @@ class SCBFitness:
         return int(round(float(self.eval_schedule(generation))))
 
     # --- one inner loop: train on the synthetic env, score on the real one ----
-    def variant(self, algorithm: str, double: bool | None = None) -> tuple:
-        return (algorithm, double if algorithm == "dqn" else None)
-
-    def make_member_fitness(self, algorithm: str, double: bool | None = None, **overrides):
+    def make_member_fitness(self, algorithm: str, double: bool | None = None):
         """``fitness(network_params, hps, key, eval_steps) -> mean real return`` for one member."""
-        if algorithm == "dqn" and double is not None:
-            overrides = {"double": double, **overrides}
+        overrides = {} if double is None else {"double": double}
         cfg = inner_config(algorithm, self.discrete, self.config.inner_timesteps,
                            self.config.inner_structure, self.config.env_name, **overrides)
         module, _ = agent(algorithm)
@@ -285,7 +281,7 @@ class SCBFitness:
         come from the environments alone) and for scoring the ES mean (a
         different draw per row).
         """
-        variant = self.variant(algorithm, double)
+        variant = (algorithm, double if algorithm == "dqn" else None)
         if variant not in self._fitness_fns:
             member_fitness, base_hps = self.make_member_fitness(*variant)
             lists = hyperparameter_lists(algorithm, self.discrete, self.config.inner_structure)
@@ -317,7 +313,7 @@ class SCBFitness:
         double = None
         if algorithm == "dqn":
             double = bool(jax.random.bernoulli(jax.random.fold_in(key, 7)))
-        return self.variant(algorithm, double)
+        return algorithm, double
 
     def __call__(self, population, key: jax.Array, generation: int):
         """Fitness of every member: its agents' mean real return (see the module docstring)."""

@@ -42,7 +42,7 @@ from learnenv import envs, io
 from learnenv.config import field
 from learnenv.parallel import shard_population
 from learnenv.synthetic.base import broadcast
-from learnenv.synthetic.evolve import EvolutionConfig, EvolutionResult, evolve
+from learnenv.synthetic.evolve import EvolutionConfig, EvolutionResult, evolve, strategies
 
 __all__ = [
     "SETrainingConfig",
@@ -64,8 +64,7 @@ class SETrainingConfig(EvolutionConfig):
     :class:`~learnenv.synthetic.evolve.EvolutionConfig`'s, here with the paper's
     defaults: mirrored NES, 8 pairs, sigma 0.05, step 1)."""
 
-    strategy: str = field("mirrored_nes", choices=EvolutionConfig.__dataclass_fields__[
-        "strategy"].metadata["choices"])
+    strategy: str = field("mirrored_nes", choices=strategies)
     population_size: int = field(16, low=2, doc="members per generation (2 per mirrored pair)")
     num_generations: int = field(100, low=1)
     num_eval_episodes: int = field(10, low=1, doc="real episodes per fitness evaluation")
@@ -151,7 +150,7 @@ def make_agent_config(config: SETrainingConfig, hidden_sizes, batch_size, total_
 
     total = int(total_timesteps or config.inner_timesteps)
     return DQNConfig(
-        **pinned_dqn_loss(),
+        loss="huber",  # as the shipped SEs were learned (DQN's default is now "mse")
         total_timesteps=total,
         num_envs=1,
         eps_start=1.0,
@@ -177,19 +176,6 @@ def make_agent_config(config: SETrainingConfig, hidden_sizes, batch_size, total_
         eps_end=config.eps_end,
         exploration_fraction=config.exploration_fraction,
     )
-
-
-def pinned_dqn_loss() -> dict:
-    """``{"loss": "huber"}`` where DQNConfig has a ``loss`` field, else nothing.
-
-    The shipped SEs were learned, and the chapter's steps were measured, with
-    the Huber TD loss; pinning it keeps them reproducible when DQN's default
-    changes.
-    """
-    from learnenv.agents.dqn import DQNConfig
-
-    names = {f.name for f in dataclasses.fields(DQNConfig)}
-    return {"loss": "huber"} if "loss" in names else {}
 
 
 def sample_learning_rates(key, n: int, lr: float, factor: float) -> jax.Array:
