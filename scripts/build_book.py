@@ -21,6 +21,7 @@ each chapter's cap.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -31,6 +32,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "_build" / ".jupyter_cache"
+# Chapters' run folders (checkpoints of live runs) live and die with the cache: a
+# run resumed from a checkpoint of older code would show that code's results.
+RUNS = CACHE / "runs"
 FINGERPRINT = CACHE / "learnenv-inputs.sha256"
 LEDGER = ROOT / "results" / "book" / "chapter-times.json"
 TABLE = ROOT / "book" / "_chapter-times.md"
@@ -65,13 +69,18 @@ TITLES = {
 
 
 def preset() -> str:
-    return os.environ.get("LEARNENV_PRESET", "quick")
+    return os.environ.get("LEARNENV_PRESET") or "quick"
 
 
 def inputs_fingerprint() -> str:
     """SHA-256 over every file the chapters may read besides their own cells, and the
     preset (the same cells give other outputs in the full preset)."""
+    from importlib import metadata
+
     h = hashlib.sha256(preset().encode())
+    # The installed packages too: another jax or evosax may give other outputs.
+    for dist in sorted(metadata.distributions(), key=lambda d: d.metadata["Name"] or ""):
+        h.update(f"{dist.metadata['Name']}=={dist.version}".encode())
     files = [p for p in sorted((ROOT / "lib").rglob("*")) if p.is_file()
              and "__pycache__" not in p.parts and ".egg-info" not in str(p)]
     files += [p for p in sorted((ROOT / "results").rglob("*")) if p.is_file()
@@ -94,12 +103,15 @@ def invalidate_stale_cache() -> bool:
     return True
 
 
-def cached_times() -> dict[str, dict]:
-    """Per chapter: execution seconds of the cache record the book's outputs came from."""
+def cached_times(since) -> dict[str, dict]:
+    """Per chapter: execution seconds of the cache record this build's outputs came
+    from (created or read since ``since``, a naive UTC datetime)."""
     from jupyter_cache import get_cache
 
     latest: dict[str, object] = {}
     for record in get_cache(str(CACHE)).list_cache_records():
+        if record.accessed < since:
+            continue
         name = Path(record.uri).stem
         if Path(record.uri).parent.name != "chapters":
             continue
@@ -110,15 +122,19 @@ def cached_times() -> dict[str, dict]:
             for name, r in latest.items()}
 
 
-def write_ledger() -> dict:
+def write_ledger(since) -> dict:
     sys.path.insert(0, str(ROOT / "lib"))
     from learnenv import io, provenance
 
     old = json.loads(LEDGER.read_text()) if LEDGER.is_file() else {}
-    times = cached_times()
+    times = cached_times(since)
     chapters = {}
     for name, cap in CAPS_MIN.items():
-        row = {"cap_minutes": cap, **old.get("chapters", {}).get(name, {}), **times.get(name, {})}
+        # A chapter this build did not produce (it failed) keeps no time of an older
+        # run in this preset; times measured in the other preset stay.
+        other = {k: v for k, v in old.get("chapters", {}).get(name, {}).items()
+                 if k.startswith("full" if preset() == "quick" else "quick")}
+        row = {"cap_minutes": cap, **other, **times.get(name, {})}
         if name in FULL_ESTIMATES and "full_seconds" not in row:
             row["full_estimate"] = FULL_ESTIMATES[name]
         chapters[name] = row
@@ -170,13 +186,16 @@ def main() -> int:
         print("build_book: the library or results changed: every chapter executes again.")
     empty = {"chapters": {name: {"cap_minutes": cap} for name, cap in CAPS_MIN.items()}}
     write_table(json.loads(LEDGER.read_text()) if LEDGER.is_file() else empty)
-    env = {**os.environ, "LEARNENV_PRESET": preset(),
+    env = {**os.environ, "LEARNENV_PRESET": preset(), "LEARNENV_RUNS_DIR": str(RUNS),
            "LEARNENV_PROGRESS": "0"}
     book = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or "jupyter-book"
+    start = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
     code = subprocess.call([book, "build", str(ROOT), "--all", "-W", "-n", "--keep-going"],
                            env=env, cwd=ROOT)
     if CACHE.exists():
-        write_ledger()
+        write_ledger(start)
+    if FINGERPRINT.is_file() and inputs_fingerprint() != FINGERPRINT.read_text().strip():
+        FINGERPRINT.unlink()  # the inputs changed during the build: trust none of it
     print(f"build_book: {'built' if code == 0 else 'FAILED'}: {ROOT / '_build/html/index.html'}")
     return code
 

@@ -344,3 +344,11 @@ def test_chapter_header_states_its_cost_from_the_ledger():
     line = cfgmod.describe_preset("quick", chapter="introduction")
     assert f"(cap {cap} min)" in line and line.startswith("learnenv preset: 'quick'")
     assert "No run time of 'no-such-chapter'" in cfgmod.describe_preset("quick", "no-such-chapter")
+
+
+def test_runs_dir_follows_the_environment_variable_first(monkeypatch, tmp_path):
+    monkeypatch.setattr(cfgmod, "DRIVE_ROOT", tmp_path)  # a mounted Drive...
+    monkeypatch.setenv(cfgmod.RUNS_DIR_ENV_VAR, str(tmp_path / "book-runs"))
+    assert cfgmod.runs_dir() == tmp_path / "book-runs"  # ...loses to the book build's choice
+    monkeypatch.delenv(cfgmod.RUNS_DIR_ENV_VAR)
+    assert cfgmod.runs_dir() == tmp_path / "learnenv-runs"

@@ -141,3 +141,31 @@ def test_a_population_that_does_not_split_over_the_devices_is_refused():
     out = _score_on(2, population=3)
     assert out.returncode != 0
     assert "population of 3 does not split evenly over the 2 visible devices" in out.stderr
+
+
+def test_an_extended_run_stops_where_a_fresh_run_would(toy, tmp_path):
+    """The extra test of a run's last generation must not count towards the stop rule,
+    or extending a finished run would differ from running the longer run at once."""
+
+    class SolvedFromGenerationTwo(GreedyRewardFitness):
+        def evaluate_mean(self, mean, key, generation):
+            return {**super().evaluate_mean(mean, key, generation), "solved": generation >= 2}
+
+    fitness = SolvedFromGenerationTwo()
+    config = EvolutionConfig(population_size=4, num_generations=3, mean_eval_every=2,
+                             stop_after_solved=1, checkpoint_every=1)
+    template = fitness.scb.default_params.network_params
+    evolve(config, template, fitness, jax.random.key(0), checkpoint_dir=tmp_path, progress=False)
+    longer = config.replace(num_generations=6)
+    extended = evolve(longer, template, fitness, jax.random.key(0), checkpoint_dir=tmp_path,
+                      progress=False)
+    fresh = evolve(longer, template, fitness, jax.random.key(0), progress=False)
+    assert extended.solved_generation == fresh.solved_generation == 4
+    np.testing.assert_array_equal(ravel_pytree(extended.mean)[0], ravel_pytree(fresh.mean)[0])
+
+
+def test_sharding_names_a_leaf_that_is_not_a_batch():
+    from learnenv.parallel import shard_population
+
+    with pytest.raises(ValueError, match=r"leaf .*'lr'.* has shape \(\)"):
+        shard_population({"keys": jnp.zeros((4, 2)), "lr": jnp.float32(1e-3)})

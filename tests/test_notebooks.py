@@ -23,8 +23,9 @@ HTML = ROOT / "_build" / "html" / "chapters"
 # What must never stand, as output text, where a reader expects a figure, a table
 # or a value.
 REPRS = {
-    "a matplotlib figure's repr instead of the figure": re.compile(r"<Figure size \d+"),
-    "a Python object's repr": re.compile(r" object at 0x[0-9a-f]+>"),
+    "a matplotlib figure's repr instead of the figure":
+        re.compile(r"<Figure size \d+|\bFigure\(\d+x\d+\)"),
+    "a Python object's repr": re.compile(r"<[\w.]+(?: object)? at 0x[0-9a-f]+>"),
     "a markdown table printed as text": re.compile(r"^\s*\|[^\n]*\|\s*\n\s*\|[\s:|-]+\|\s*$",
                                                   re.MULTILINE),
 }
@@ -82,3 +83,6 @@ def test_the_repr_scan_catches_what_it_looks_for():
     assert REPRS["a Python object's repr"].search(obj)
     assert REPRS["a markdown table printed as text"].search(table)
     assert not REPRS["a markdown table printed as text"].search("a | b and c | d")
+    # the other forms they take: print(fig), and IPython's repr of a cell's last value
+    assert REPRS["a matplotlib figure's repr instead of the figure"].search("Figure(650x360)")
+    assert REPRS["a Python object's repr"].search("[<matplotlib.lines.Line2D at 0x7f3a2b>]")

@@ -318,14 +318,22 @@ def _chapter_cost(chapter: str) -> str:
         return f"\nNo run time of {chapter!r} is recorded yet."
     quick = (f"{row['quick_seconds'] / 60:.1f} min measured on a "
              f"{ledger.get('cpu_count', '?')}-core CPU"
-             if "quick_seconds" in row else "not measured yet")
-    full = (f"{row['full_seconds'] / 60:.1f} min measured on a GPU" if "full_seconds" in row
+             if isinstance(row.get("quick_seconds"), (int, float)) else "not measured yet")
+    full = (f"{row['full_seconds'] / 60:.1f} min measured on a GPU"
+            if isinstance(row.get("full_seconds"), (int, float))
             else row.get("full_estimate", "not measured"))
     return f"\nThis chapter takes: quick {quick} (cap {row['cap_minutes']} min); full {full}."
 
 
+RUNS_DIR_ENV_VAR = "LEARNENV_RUNS_DIR"
+
+
 def runs_dir() -> Path:
-    """The folder for run folders (checkpoints, results): ``learnenv-runs`` in
-    Google Drive when it is mounted, so that a full run on Colab outlives the
-    runtime and resumes from its checkpoints; else ``runs`` in the working folder."""
+    """The folder for run folders (checkpoints, results): ``$LEARNENV_RUNS_DIR`` if
+    set (the book build keeps runs with its execution cache, so that a changed
+    library never resumes an old run), else ``learnenv-runs`` in Google Drive when it
+    is mounted, so that a full run on Colab outlives the runtime and resumes from
+    its checkpoints, else ``runs`` in the working folder."""
+    if os.environ.get(RUNS_DIR_ENV_VAR):
+        return Path(os.environ[RUNS_DIR_ENV_VAR])
     return DRIVE_ROOT / "learnenv-runs" if DRIVE_ROOT.is_dir() else Path("runs")

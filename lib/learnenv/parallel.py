@@ -40,8 +40,13 @@ def shard_population(*trees: Any) -> Any:
 
     Returns the trees unchanged on one device; one tree in, one tree out.
     """
-    leaves = jax.tree.leaves(trees)
-    size = leaves[0].shape[0] if leaves else 0
+    leaves = jax.tree_util.tree_leaves_with_path(trees)
+    size = leaves[0][1].shape[0] if leaves and leaves[0][1].ndim else 0
+    for path, leaf in leaves:  # checked on one device too, where nothing would fail
+        if not leaf.ndim or leaf.shape[0] != size:
+            raise ValueError(
+                f"shard_population: leaf {jax.tree_util.keystr(path)} has shape {leaf.shape}, "
+                f"not a batch of {size} on axis 0 like the first leaf.")
     sharding = population_sharding(size)
     if sharding is not None:
         trees = jax.device_put(trees, sharding)

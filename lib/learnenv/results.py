@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 import functools
 from importlib import metadata
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 # Where a wheel installs results/, relative to the installation prefix.
 DATA_DIR = "share/learnenv/results"
@@ -27,8 +27,11 @@ DATA_DIR = "share/learnenv/results"
 def checkout_results() -> Path | None:
     """``results/`` of the repository learnenv runs from (an editable install,
     or ``lib`` on the path), or None when learnenv is an installed package."""
-    root = Path(__file__).resolve().parents[2]
-    if (root / "pyproject.toml").is_file() and (root / "results").is_dir():
+    package = Path(__file__).resolve().parent
+    root = package.parents[1]  # the checkout: <root>/lib/learnenv/results.py
+    pyproject = root / "pyproject.toml"
+    if (package.parent.name == "lib" and pyproject.is_file() and (root / "results").is_dir()
+            and 'name = "learnenv"' in pyproject.read_text(encoding="utf-8")):
         return root / "results"
     return None
 
@@ -61,7 +64,9 @@ def path(relative: str) -> Path:
     closest shipped names.
     """
     rel = PurePosixPath(relative)
-    if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+    windows = PureWindowsPath(relative)  # "..\\x" and "C:/x" are plain names to POSIX
+    if (rel.is_absolute() or ".." in rel.parts or not rel.parts or windows.anchor
+            or ".." in windows.parts):
         raise ValueError(f"results.path({relative!r}): give a path inside results/, like 'se/NAME.json'.")
     key = rel.as_posix()
     root = checkout_results()

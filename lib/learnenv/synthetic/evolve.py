@@ -151,9 +151,14 @@ def evolve(config: EvolutionConfig, template: Any, fitness_fn: Fitness, key: jax
                    "fitness_max": jnp.nanmax(shown), "fitness_min": jnp.nanmin(shown), **extra}
         solved_at, streak = state["solved_at"], state["streak"]
         every = config.mean_eval_every
-        if every and ((g + 1) % every == 0 or g + 1 == config.num_generations):
+        regular = every and (g + 1) % every == 0
+        if regular or (every and g + 1 == config.num_generations):
             tested = dict(fitness_fn.evaluate_mean(strategy.get_mean(es_state), mean_key, g))
-            streak = jnp.where(bool(tested.pop("solved", False)), streak + 1, 0).astype(jnp.int32)
+            solved = bool(tested.pop("solved", False))
+            # Only the regular tests count towards the stop: the extra test of the last
+            # generation must not change a run that is later extended.
+            if regular:
+                streak = jnp.where(solved, streak + 1, 0).astype(jnp.int32)
             if (config.stop_after_solved and int(streak) >= config.stop_after_solved
                     and int(solved_at) < 0):
                 solved_at = jnp.asarray(g + 1, jnp.int32)

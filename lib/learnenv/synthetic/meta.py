@@ -191,6 +191,9 @@ class SCBMetaConfig(EvolutionConfig):
     seed: int = field(0, low=0)
 
     def validate(self) -> None:
+        if self.stop_after_solved:
+            raise ValueError("SCBMetaConfig.stop_after_solved must be 0: an SCB's mean has no "
+                             "'solved' test (SCBFitness.evaluate_mean scores it only).")
         unknown = [a for a in self.algorithms if a not in PAPER_HYPERPARAMETERS]
         if not self.algorithms or unknown:
             raise ValueError(

@@ -126,5 +126,6 @@ class MirroredNES(DistributionBasedAlgorithm):
         eps = jnp.where(minus_won[:, None], -eps, eps)
         order = jnp.argsort(kept)  # best (lowest) first
         utilities = jnp.zeros((n,)).at[order].set(nes_utilities(n, self.zero_mean_utilities))
+        utilities = jnp.where(jnp.isfinite(kept), utilities, 0.0)  # diverged pairs: no pull
         step = params.step_size * utilities @ eps
         return state.replace(mean=(1.0 - params.weight_decay) * state.mean + step)
