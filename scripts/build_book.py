@@ -79,8 +79,8 @@ def inputs_fingerprint() -> str:
 
     h = hashlib.sha256(preset().encode())
     # The installed packages too: another jax or evosax may give other outputs.
-    for dist in sorted(metadata.distributions(), key=lambda d: d.metadata["Name"] or ""):
-        h.update(f"{dist.metadata['Name']}=={dist.version}".encode())
+    for line in sorted({f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions()}):
+        h.update(line.encode())
     files = [p for p in sorted((ROOT / "lib").rglob("*")) if p.is_file()
              and "__pycache__" not in p.parts and ".egg-info" not in str(p)]
     files += [p for p in sorted((ROOT / "results").rglob("*")) if p.is_file()
@@ -123,7 +123,6 @@ def cached_times(since) -> dict[str, dict]:
 
 
 def write_ledger(since) -> dict:
-    sys.path.insert(0, str(ROOT / "lib"))
     from learnenv import io, provenance
 
     old = json.loads(LEDGER.read_text()) if LEDGER.is_file() else {}

@@ -287,3 +287,17 @@ def test_colab_link_of_every_chapter_opens_its_ipynb(html_without_execution):
         expected = f"https://colab.research.google.com/github/{org_repo}/blob/{branch}/{stem}.ipynb"
         assert links == {expected}, f"{stem}.html links {links}"
         assert (ROOT / f"{stem}.ipynb").exists()
+
+
+def test_book_fingerprint_does_not_depend_on_how_learnenv_is_found(monkeypatch):
+    """The execution cache is kept only while the fingerprint holds: the same files and
+    packages must give the same fingerprint whether or not lib/ is on sys.path (which
+    adds a second, identical learnenv distribution: the egg-info next to the sources)."""
+    spec = importlib.util.spec_from_file_location("build_book", ROOT / "scripts" / "build_book.py")
+    build_book = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_book)
+    before = build_book.inputs_fingerprint()
+    monkeypatch.syspath_prepend(str(ROOT / "lib"))
+    assert build_book.inputs_fingerprint() == before
+    monkeypatch.setenv("LEARNENV_PRESET", "full")
+    assert build_book.inputs_fingerprint() != before  # the preset is part of it
