@@ -67,12 +67,12 @@ def load_synthetic(name_or_path: str):
 
 
 def agent_module(agent: str):
-    """The :mod:`learnenv.agents` module that trains ``agent``."""
-    import importlib
+    """The :mod:`learnenv.agents` module that trains ``agent`` (from the agent registry)."""
+    from learnenv import agents
 
     if agent not in AGENTS:
         raise ValueError(f"Unknown agent {agent!r}; valid: {', '.join(AGENTS)}.")
-    return importlib.import_module(f"learnenv.agents.{AGENTS[agent][0]}")
+    return agents.get(AGENTS[agent][0]).module
 
 
 def agent_config(config: StepsToSolve, agent: str, budget: int):
