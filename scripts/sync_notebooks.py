@@ -11,7 +11,9 @@ This script, run by ``make sync``:
    that names them);
 2. makes the first code cell of every chapter the Colab set-up cell generated
    from them (tagged ``colab-setup``; a no-op outside Colab);
-3. writes the ``.ipynb`` twin from the ``.md`` with no outputs.
+3. writes the ``.ipynb`` twin from the ``.md`` with no outputs;
+4. writes the chapter's student notebook, ``student/NAME.ipynb``: the same
+   without solutions, pinned to the release tag (scripts/student_notebooks.py).
 
 ``python scripts/sync_notebooks.py --check`` changes nothing and exits 1 if
 any file is out of date. The tests in ``tests/test_book.py`` import this
@@ -23,12 +25,16 @@ from __future__ import annotations
 import argparse
 import copy
 import hashlib
+import re
 import sys
 from pathlib import Path
 
 import jupytext
 import nbformat
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import student_notebooks as student  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "_config.yml"
@@ -164,7 +170,32 @@ def sync(md_path: Path, *, check: bool = False, source: str | None = None) -> li
         changed.append(str(ipynb.relative_to(ROOT)))
         if not check:
             jupytext.write(wanted, ipynb, fmt="ipynb")
+
+    path = student.STUDENT / ipynb.name
+    setup = student.install_setup(source, repository()[0])
+    wanted = as_ipynb(student.student_notebook(new_nb, setup))
+    current = nbformat.read(path, as_version=4) if path.exists() else None
+    if current is None or _ipynb_text(current) != _ipynb_text(wanted):
+        changed.append(str(path.relative_to(ROOT)))
+        if not check:
+            path.parent.mkdir(exist_ok=True)
+            jupytext.write(wanted, path, fmt="ipynb")
     return changed
+
+
+INSTRUCTOR_TABLES = ROOT / "book" / "_exercises.md"
+
+
+def write_instructor_tables(check: bool = False) -> list[str]:
+    """Write the instructor guide's generated tables (book/_exercises.md) if they changed."""
+    order = re.findall(r"^\s*- file: chapters/(\S+)", CONFIG.with_name("_toc.yml").read_text(), re.M)
+    chapters = [(name, jupytext.read(CHAPTERS / f"{name}.md")) for name in order]
+    text = student.instructor_tables(chapters, repository()[0])
+    if INSTRUCTOR_TABLES.exists() and INSTRUCTOR_TABLES.read_text() == text:
+        return []
+    if not check:
+        INSTRUCTOR_TABLES.write_text(text)
+    return [str(INSTRUCTOR_TABLES.relative_to(ROOT))]
 
 
 def _ipynb_text(nb: nbformat.NotebookNode) -> str:
@@ -184,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = [p.resolve() for p in args.chapters] or chapter_sources()
     source = setup_cell_source()
     stale = [name for p in paths for name in sync(p, check=args.check, source=source)]
+    stale += write_instructor_tables(check=args.check)
     verb = "out of date" if args.check else "updated"
     for name in stale:
         print(f"{verb}: {name}")

@@ -5,6 +5,7 @@
     python -m learnenv run ppo-cartpole --set num_seeds=4 --set total_timesteps=50000
     python -m learnenv run se-cartpole --set "agent_variants=(((64,), 64), ((128,), 32))"
     python -m learnenv info runs/ppo/agents          # what a checkpoint holds
+    python -m learnenv grade submissions/            # check students' exercises in bulk
 
 ``run`` writes ``OUT/results.json`` (results, config, provenance, wall-clock
 time, command line) and the experiment's figures (PNG) into ``OUT``; run again
@@ -80,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     info = sub.add_parser("info", help="describe a checkpoint (kind, env, config, provenance)")
     info.add_argument("checkpoint", metavar="CHECKPOINT", help="path, with or without suffix")
+    grade = sub.add_parser("grade", help="run every exercise check on a folder of student notebooks")
+    grade.add_argument("folder", metavar="FOLDER", help="searched for *.ipynb, recursively")
+    grade.add_argument("--timeout", type=float, default=300.0, help="seconds per answer (300)")
     return parser
 
 
@@ -163,6 +167,15 @@ def main(argv: Sequence[str] | None = None, out=None) -> int:
                 print(io.describe(args.checkpoint), file=out)
             except (FileNotFoundError, io.CheckpointError) as err:
                 raise CLIError(str(err)) from None
+            return 0
+        if args.command == "grade":
+            from learnenv.exercises import grading
+
+            if not os.path.isdir(args.folder):
+                raise CLIError(f"{args.folder} is not a folder of notebooks.")
+            results = grading.grade_folder(args.folder, args.timeout,
+                                           log=lambda line: print(line, file=sys.stderr))
+            print(grading.format_table(results), file=out)
             return 0
         return _run(args, argv, out)
     except (CLIError, UnknownExperimentError) as err:

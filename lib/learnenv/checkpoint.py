@@ -60,13 +60,8 @@ from flax import serialization
 from learnenv import io
 from learnenv import provenance as _provenance
 
-__all__ = [
-    "run_resumable",
-    "ResumableResult",
-    "RunMismatchError",
-    "latest_checkpoint",
-    "progress_enabled",
-]
+__all__ = ["run_resumable", "ResumableResult", "RunMismatchError", "latest_checkpoint",
+           "progress_enabled"]
 
 PROGRESS_ENV_VAR = "LEARNENV_PROGRESS"
 _NAME_RE = re.compile(r"^state-(\d{8,})\.json$")
@@ -100,12 +95,8 @@ def _checkpoint_name(directory: Path, iteration: int) -> Path:
 def _list_checkpoints(directory: Path) -> list[tuple[int, Path]]:
     if not directory.is_dir():
         return []
-    found = []
-    for p in directory.iterdir():
-        m = _NAME_RE.match(p.name)
-        if m:
-            found.append((int(m.group(1)), directory / p.name[: -len(".json")]))
-    return sorted(found)
+    matches = (_NAME_RE.match(p.name) for p in directory.iterdir())
+    return sorted((int(m.group(1)), directory / m.string[: -len(".json")]) for m in matches if m)
 
 
 def latest_checkpoint(checkpoint_dir: str | os.PathLike) -> Path | None:
@@ -155,26 +146,17 @@ def _first_diff(saved: Any, now: Any, path: str = "") -> str:
 
 
 def _check_fingerprint(saved: Mapping[str, Any], now: Mapping[str, Any], where: Path) -> None:
-    problems = []
-    if saved.get("config") != now["config"]:
-        problems.append("the config differs (" + _first_diff(saved.get("config"), now["config"]) + ")")
-    if saved.get("fingerprint") != now["fingerprint"]:
-        problems.append(
-            "the fingerprint differs (" + _first_diff(saved.get("fingerprint"), now["fingerprint"]) + ")"
-        )
-    if saved.get("state_structure") != now["state_structure"]:
-        problems.append(
-            "the state's structure, shapes or dtypes differ ("
-            + _first_diff(saved.get("state_structure"), now["state_structure"])
-            + ")"
-        )
-    elif saved.get("init_state_sha256") != now["init_state_sha256"]:
+    checks = (("config", "the config differs"), ("fingerprint", "the fingerprint differs"),
+              ("state_structure", "the state's structure, shapes or dtypes differ"))
+    problems = [f"{what} ({_first_diff(saved.get(entry), now[entry])})"
+                for entry, what in checks if saved.get(entry) != now[entry]]
+    same_structure = saved.get("state_structure") == now["state_structure"]
+    if same_structure and saved.get("init_state_sha256") != now["init_state_sha256"]:
         problems.append("the initial state has different values (another seed or initialisation?)")
     if problems:
         raise RunMismatchError(
-            f"The checkpoint in {where} belongs to a different run: "
-            + "; ".join(problems)
-            + f". Delete {where} or choose another checkpoint_dir to start this run afresh."
+            f"The checkpoint in {where} belongs to a different run: {'; '.join(problems)}. "
+            f"Delete {where} or choose another checkpoint_dir to start this run afresh."
         )
 
 
@@ -197,14 +179,11 @@ def _strongly_typed(tree: Any) -> Any:
     )
 
 
-def _stack(history: list[Any]) -> Any:
-    return jax.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *history)
-
-
 def _concat(saved: Any, new: list[Any]) -> Any:
+    """The metrics ``saved`` so far followed by the ``new`` iterations' ones, stacked."""
     if not new:
         return saved
-    stacked = _stack(new)
+    stacked = jax.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *new)
     if saved is None:
         return stacked
     saved = serialization.from_state_dict(stacked, saved)  # loaded as dicts: into step_fn's form
@@ -299,9 +278,8 @@ def run_resumable(
                     "Ask for at least as many iterations or use another checkpoint_dir."
                 )
             state = ckpt.params
-            saved_metrics = (
-                jax.tree_util.tree_map(np.asarray, ckpt.metrics) if ckpt.metrics is not None else None
-            )
+            if ckpt.metrics is not None:
+                saved_metrics = jax.tree_util.tree_map(np.asarray, ckpt.metrics)
             elapsed_before = float(ckpt.extra.get("wall_clock_s", 0.0))
     record = _provenance.collect() if directory is not None else None
 
@@ -318,39 +296,23 @@ def run_resumable(
         path = io.save(
             _checkpoint_name(directory, iteration),
             params=current_state,  # not device_get: that would drop weak types
-            metrics=metrics,
-            config=config,
-            kind=kind,
-            extra={
-                "iteration": iteration,
-                "num_iterations": num_iterations,
-                "wall_clock_s": wall,
-                "fingerprint": prints,
-            },
-            wall_clock_s=wall,
-            provenance=record,
+            metrics=metrics, config=config, kind=kind, wall_clock_s=wall, provenance=record,
+            extra={"iteration": iteration, "num_iterations": num_iterations,
+                   "wall_clock_s": wall, "fingerprint": prints},
         )
         found = _list_checkpoints(directory)
         newer = [p for it, p in found if it > iteration]  # unreadable ones skipped on resume
         older = [p for it, p in found if it <= iteration][:-keep]
         for old in newer + older:
             for file in io.checkpoint_files(old):  # metadata first: never a lone .json
-                try:
-                    os.unlink(file)
-                except FileNotFoundError:
-                    pass
+                file.unlink(missing_ok=True)
         last_path, saved_at, t_saved = path, iteration, time.perf_counter()
         return path
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(
-        total=num_iterations,
-        initial=start,
-        desc=desc,
-        disable=not progress_enabled(progress),
-        dynamic_ncols=True,
-    )
+    bar = tqdm(total=num_iterations, initial=start, desc=desc,
+               disable=not progress_enabled(progress), dynamic_ncols=True)
     try:
         for i in range(start, num_iterations):
             new_state, metrics = step_fn(state, i)
@@ -386,13 +348,9 @@ def run_resumable(
 
     if directory is not None and (done > saved_at or last_path is None):
         write(done, state)
-    if history or saved_metrics is not None:
-        metrics_out = _concat(saved_metrics, history)
-    else:
-        metrics_out = None
     return ResumableResult(
         state=state,
-        metrics=metrics_out,
+        metrics=_concat(saved_metrics, history),
         start_iteration=start,
         num_iterations=num_iterations,
         wall_clock_s=elapsed_before + time.perf_counter() - t_start,

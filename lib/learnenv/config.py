@@ -70,15 +70,8 @@ def field(
     """
     if choices is not None and not callable(choices):
         choices = tuple(choices)
-    meta = dict(
-        traced=traced,
-        low=low,
-        high=high,
-        low_inclusive=low_inclusive,
-        high_inclusive=high_inclusive,
-        choices=choices,
-        doc=doc,
-    )
+    meta = dict(traced=traced, low=low, high=high, low_inclusive=low_inclusive,
+                high_inclusive=high_inclusive, choices=choices, doc=doc)
     if isinstance(default, (list, dict, set)):
         raise TypeError("Config fields must be immutable; use a tuple.")
     return dataclasses.field(default=default, metadata=meta)
@@ -149,14 +142,11 @@ def _allowed(meta: Mapping[str, Any]) -> tuple | None:
 
 
 def _describe_range(meta: Mapping[str, Any]) -> str:
-    lo, hi = meta.get("low"), meta.get("high")
-    left = ("[" if meta.get("low_inclusive", True) else "(") + (
-        "-inf" if lo is None else repr(lo)
-    )
-    right = ("inf" if hi is None else repr(hi)) + (
-        "]" if meta.get("high_inclusive", True) else ")"
-    )
-    return f"in {left}, {right}"
+    lo = "-inf" if meta.get("low") is None else repr(meta["low"])
+    hi = "inf" if meta.get("high") is None else repr(meta["high"])
+    left = "[" if meta.get("low_inclusive", True) else "("
+    right = "]" if meta.get("high_inclusive", True) else ")"
+    return f"in {left}{lo}, {hi}{right}"
 
 
 def _did_you_mean(word: Any, candidates: Iterable[Any]) -> str:
@@ -264,7 +254,7 @@ def hyperparams_class(config_class: type) -> type:
 def preset_name(preset: str | None = None) -> str:
     """Resolve the preset: the argument, else $LEARNENV_PRESET, else ``quick``."""
     chosen = preset if preset is not None else os.environ.get(PRESET_ENV_VAR)
-    if chosen is None or chosen == "":
+    if not chosen:
         return "quick"
     chosen = chosen.strip().lower()
     if chosen not in PRESETS:

@@ -64,7 +64,7 @@ from learnenv import provenance as _provenance
 __all__ = [
     "FORMAT", "FORMAT_VERSION", "Checkpoint", "CheckpointError", "TemplateMismatchError",
     "OldFormatError", "save", "load", "save_environment", "load_environment", "read_meta",
-    "describe", "checkpoint_exists", "checkpoint_files", "tree_spec", "restore", "config_meta",
+    "describe", "checkpoint_files", "tree_spec", "restore", "config_meta",
     "read_arrays", "spec_summary", "to_jsonable", "dumps_json", "write_json", "atomic_write_bytes",
     "atomic_write_text", "is_prng_key",
 ]
@@ -125,11 +125,6 @@ def checkpoint_files(path: str | os.PathLike) -> tuple[Path, Path]:
     return stem.parent / (stem.name + META_SUFFIX), stem.parent / (stem.name + ARRAYS_SUFFIX)
 
 
-def checkpoint_exists(path: str | os.PathLike) -> bool:
-    """Whether both files of the checkpoint ``path`` exist."""
-    return all(p.is_file() for p in checkpoint_files(path))
-
-
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new, never half."""
     path = Path(path)
@@ -184,10 +179,7 @@ def to_jsonable(obj: Any) -> Any:
     if is_prng_key(obj):
         return to_jsonable(np.asarray(jax.random.key_data(obj)))
     if isinstance(obj, (np.ndarray, jax.Array)):
-        arr = np.asarray(obj)
-        if arr.dtype.kind == "c":
-            return to_jsonable({"real": arr.real, "imag": arr.imag})
-        return to_jsonable(arr.tolist())
+        return to_jsonable(np.asarray(obj).tolist())
     if isinstance(obj, Path):
         return str(obj)
     if isinstance(obj, Mapping):
@@ -198,8 +190,6 @@ def to_jsonable(obj: Any) -> Any:
         return [to_jsonable(v) for v in obj]
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, complex):
-        return {"real": to_jsonable(obj.real), "imag": to_jsonable(obj.imag)}
     raise TypeError(f"Cannot convert {type(obj).__name__} to JSON: {obj!r:.80}")
 
 
@@ -242,8 +232,6 @@ def config_meta(config: Any) -> dict | None:
     if isinstance(config, Mapping):
         return {"class": None, "values": to_jsonable(dict(config))}
     raise TypeError(f"config must be a Config (dataclass) or a dict, not {type(config).__name__}.")
-
-
 
 
 def _rebuild_config(entry: Any, config_cls: type | None, where: Path) -> Any:
@@ -358,20 +346,11 @@ def spec_summary(spec: Mapping[str, Any]) -> dict[str, int]:
 # --------------------------------------------------------------------------- save / load
 
 
-def save(
-    path: str | os.PathLike,
-    *,
-    params: Any = None,
-    config: Any = None,
-    env_name: str | None = None,
-    env_params: Any = None,
-    kind: str = "agent",
-    spec: Mapping[str, Any] | None = None,
-    metrics: Any = None,
-    extra: Mapping[str, Any] | None = None,
-    wall_clock_s: float | None = None,
-    provenance: Mapping[str, Any] | None = None,
-) -> Path:
+def save(path: str | os.PathLike, *, params: Any = None, config: Any = None,
+         env_name: str | None = None, env_params: Any = None, kind: str = "agent",
+         spec: Mapping[str, Any] | None = None, metrics: Any = None,
+         extra: Mapping[str, Any] | None = None, wall_clock_s: float | None = None,
+         provenance: Mapping[str, Any] | None = None) -> Path:
     """Save a checkpoint as ``path.msgpack`` + ``path.json``; returns ``path`` (no suffix).
 
     ``kind`` says what it holds: a kind registered in :mod:`learnenv.kinds`
@@ -461,15 +440,9 @@ def read_arrays(path: Path, sha256: Any) -> dict:
     return data
 
 
-def load(
-    path: str | os.PathLike,
-    *,
-    expect_env: str | None = None,
-    like: Any = None,
-    env_params_like: Any = None,
-    metrics_like: Any = None,
-    config_cls: type | None = None,
-) -> Checkpoint:
+def load(path: str | os.PathLike, *, expect_env: str | None = None, like: Any = None,
+         env_params_like: Any = None, metrics_like: Any = None,
+         config_cls: type | None = None) -> Checkpoint:
     """Load a checkpoint written by :func:`save` (``path`` with or without suffix).
 
     ``like``, ``env_params_like``, ``metrics_like``: templates (arrays or
@@ -522,16 +495,9 @@ def _params_template(obj: Any) -> Any:
     return jax.eval_shape(lambda: obj.default_params)
 
 
-def save_environment(
-    path: str | os.PathLike,
-    env: Any,
-    env_params: Any,
-    *,
-    config: Any = None,
-    metrics: Any = None,
-    extra: Mapping[str, Any] | None = None,
-    wall_clock_s: float | None = None,
-) -> Path:
+def save_environment(path: str | os.PathLike, env: Any, env_params: Any, *, config: Any = None,
+                     metrics: Any = None, extra: Mapping[str, Any] | None = None,
+                     wall_clock_s: float | None = None) -> Path:
     """Save a learned environment (any object of a registered kind) with its weights.
 
     The metadata records ``env.kind`` and ``env.spec()``; :func:`load_environment`

@@ -30,6 +30,7 @@ external files simply makes them its ``default_params``.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Callable, Mapping
 
 __all__ = ["UnknownKindError", "register", "build", "builder", "names"]
@@ -65,7 +66,8 @@ def register(name: str, builder: Callable[..., Any] | None = None):
 
 def _register_builtins() -> None:
     # Imported for their @register decorators; the list is code, never read from a file.
-    from learnenv.synthetic import bandit, environment, reward_network  # noqa: F401
+    for module in ("bandit", "environment", "reward_network"):
+        importlib.import_module(f"learnenv.synthetic.{module}")
 
 
 def builder(name: str) -> Callable[..., Any]:

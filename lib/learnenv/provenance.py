@@ -31,9 +31,7 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]
 
 def _git(args: list[str], cwd: Path) -> str | None:
     try:
-        done = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10
-        )
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
@@ -63,11 +61,8 @@ def device_info() -> dict[str, Any]:
         import jax
 
         devices = jax.devices()
-        return {
-            "platform": devices[0].platform,
-            "device_kind": devices[0].device_kind,
-            "count": len(devices),
-        }
+        return {"platform": devices[0].platform, "device_kind": devices[0].device_kind,
+                "count": len(devices)}
     except Exception as err:  # a broken backend must not stop a save
         return {"platform": None, "device_kind": None, "count": 0, "error": str(err)}
 
@@ -85,4 +80,3 @@ def collect(wall_clock_s: float | None = None) -> dict[str, Any]:
     if wall_clock_s is not None:
         record["wall_clock_s"] = float(wall_clock_s)
     return record
-

@@ -83,16 +83,9 @@ def make_eval_hook(eval_every: int, eval_fn: EvalFn | None):
     return hook
 
 
-def evaluate(
-    policy: Policy,
-    params: Any,
-    env: Any,
-    env_params: Any,
-    key: jax.Array,
-    num_episodes: int = 16,
-    greedy: bool = True,
-    max_steps: int | None = None,
-) -> jax.Array:
+def evaluate(policy: Policy, params: Any, env: Any, env_params: Any, key: jax.Array,
+             num_episodes: int = 16, greedy: bool = True,
+             max_steps: int | None = None) -> jax.Array:
     """Undiscounted returns of ``num_episodes`` episodes, run in parallel.
 
     Pure and jittable (``num_episodes``, ``greedy`` and ``max_steps`` are
@@ -140,16 +133,8 @@ class Trajectory:
     done: jax.Array  # terminated or truncated: the next observation starts a new episode
 
 
-def rollout(
-    policy: Policy,
-    params: Any,
-    env: Any,
-    env_params: Any,
-    key: jax.Array,
-    num_steps: int,
-    greedy: bool = True,
-    epsilon: float = 0.0,
-) -> Trajectory:
+def rollout(policy: Policy, params: Any, env: Any, env_params: Any, key: jax.Array,
+            num_steps: int, greedy: bool = True, epsilon: float = 0.0) -> Trajectory:
     """``num_steps`` steps of one environment from a reset, episodes resetting on their own.
 
     What an agent sees, for histograms and state samples (:func:`evaluate` is

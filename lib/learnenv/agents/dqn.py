@@ -74,7 +74,6 @@ class DQNConfig(OffPolicyConfig):
     max_grad_norm: float = field(10.0, low=0.0, doc="0 = no clipping")
     # The traced hyperparameters (``config.hyperparams()``, vmappable).
     learning_rate: float = field(2.5e-4, low=0.0, low_inclusive=False, traced=True)
-    gamma: float = field(0.99, low=0.0, high=1.0, traced=True)
     tau: float = field(1.0, low=0.0, high=1.0, low_inclusive=False, traced=True)
     eps_start: float = field(1.0, low=0.0, high=1.0, traced=True)
     eps_end: float = field(0.05, low=0.0, high=1.0, traced=True)
@@ -163,14 +162,21 @@ def make_train(config: DQNConfig, env, env_params, eval_every: int = 0,
     )
 
 
-def make_policy(config: DQNConfig, env, env_params):
-    """Greedy: argmax Q. Not greedy: epsilon-greedy with ``config.eps_end``."""
+def make_q_function(config: DQNConfig, env, env_params):
+    """``q_values(params, obs) -> (..., num_actions)`` of trained ``TrainResult.params``."""
     actions = ActionSpace.of(env, env_params)
     require_discrete("DQN", actions, env)
     q_net = _network(config, actions)
+    return lambda params, obs: q_net.apply(params["q"], obs)
+
+
+def make_policy(config: DQNConfig, env, env_params):
+    """Greedy: argmax Q. Not greedy: epsilon-greedy with ``config.eps_end``."""
+    actions = ActionSpace.of(env, env_params)
+    q_function = make_q_function(config, env, env_params)
 
     def policy(params, obs, key, greedy=True):
-        q_values = q_net.apply(params["q"], obs)
+        q_values = q_function(params, obs)
         if greedy:
             return jnp.argmax(q_values, axis=-1)
         return _epsilon_greedy(q_values, key, config.eps_end, actions.num_actions)

@@ -59,6 +59,11 @@ class OffPolicyConfig(Config):
     hidden_sizes: tuple = (256, 256)
     activation: str = field("relu", choices=("tanh", "relu", "leaky_relu", "elu", "swish"))
     anneal_lr: bool = field(False, choices=(True, False), doc="decay the lr linearly to 0")
+    # Traced hyperparameters every off-policy agent has (``config.hyperparams()``).
+    learning_rate: float = field(3e-4, low=0.0, low_inclusive=False, traced=True)
+    gamma: float = field(0.99, low=0.0, high=1.0, traced=True)
+    tau: float = field(0.005, low=0.0, high=1.0, low_inclusive=False, traced=True,
+                       doc="weight of the online network in the target update")
 
     def validate(self) -> None:
         name = type(self).__name__
@@ -202,14 +207,8 @@ class ContinuousQNetwork(nn.Module):
 
 def ensemble(module: type[nn.Module], num: int) -> type[nn.Module]:
     """``num`` independent copies of ``module`` (twin critics): outputs stack on axis 0."""
-    return nn.vmap(
-        module,
-        variable_axes={"params": 0},
-        split_rngs={"params": True},
-        in_axes=None,
-        out_axes=0,
-        axis_size=num,
-    )
+    return nn.vmap(module, variable_axes={"params": 0}, split_rngs={"params": True},
+                   in_axes=None, out_axes=0, axis_size=num)
 
 
 def critic_loss(q: jax.Array, target: jax.Array) -> jax.Array:
@@ -300,18 +299,10 @@ class _LoopState:
     key: jax.Array
 
 
-def make_offpolicy_train(
-    config: OffPolicyConfig,
-    env,
-    env_params,
-    actions: ActionSpace,
-    init: InitFn,
-    explore: ExploreFn,
-    update: UpdateFn,
-    result_params: Callable[[Any], Any],
-    eval_every: int = 0,
-    eval_fn: EvalFn | None = None,
-):
+def make_offpolicy_train(config: OffPolicyConfig, env, env_params, actions: ActionSpace,
+                         init: InitFn, explore: ExploreFn, update: UpdateFn,
+                         result_params: Callable[[Any], Any], eval_every: int = 0,
+                         eval_fn: EvalFn | None = None):
     """The shared ``train(key, hyperparams=None, env_params=None)`` of every off-policy agent.
 
     Metrics have one entry per round of ``num_envs * train_freq`` env steps
@@ -345,15 +336,9 @@ def make_offpolicy_train(
             obs=obs[0], action=actions.example(), reward=jnp.zeros((), jnp.float32),
             next_obs=obs[0], terminated=jnp.zeros((), jnp.float32),
         )
-        state = _LoopState(
-            agent=agent,
-            buffer=buffer.init(example),
-            env_state=env_state,
-            obs=obs,
-            timestep=jnp.zeros((), jnp.int32),
-            last_return=jnp.full((), jnp.nan, jnp.float32),
-            key=key,
-        )
+        state = _LoopState(agent=agent, buffer=buffer.init(example), env_state=env_state,
+                           obs=obs, timestep=jnp.zeros((), jnp.int32),
+                           last_return=jnp.full((), jnp.nan, jnp.float32), key=key)
 
         def env_step(learning, carry, _):
             state = carry

@@ -326,10 +326,9 @@ def make_train(config: PPOConfig, env, env_params, eval_every: int = 0,
                              hp.gamma, hp.gae_lambda)
             targets = advantages + values
 
-            flat = lambda x: x.reshape((batch_size,) + x.shape[2:])  # noqa: E731
             batch = dict(obs=traj.obs, action=traj.action, log_prob=traj.log_prob,
                          value=values, advantage=advantages, target=targets)
-            batch = jax.tree.map(flat, batch)
+            batch = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]), batch)
             order = jax.vmap(lambda k: jax.random.permutation(k, batch_size))(
                 jax.random.split(shuffle_key, update_epochs)
             )

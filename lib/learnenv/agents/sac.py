@@ -69,10 +69,7 @@ class SACConfig(OffPolicyConfig):
     num_critics: int = field(2, low=1, doc="clipped double-Q over this many critics")
     log_std_min: float = -5.0
     log_std_max: float = 2.0
-    # The traced hyperparameters (``config.hyperparams()``, vmappable).
-    learning_rate: float = field(3e-4, low=0.0, low_inclusive=False, traced=True)
-    gamma: float = field(0.99, low=0.0, high=1.0, traced=True)
-    tau: float = field(0.005, low=0.0, high=1.0, low_inclusive=False, traced=True)
+    # More traced hyperparameters (learning_rate, gamma, tau: OffPolicyConfig's).
     alpha: float = field(1.0, low=0.0, traced=True,
                          doc="initial (autotuned) or fixed entropy coefficient")
     target_entropy_ratio: float = field(0.5, low=0.0, high=1.0, traced=True,
@@ -225,13 +222,9 @@ def make_train(config: SACConfig, env, env_params, eval_every: int = 0,
             )
 
         agent = SACState(
-            actor_params=actor_params,
-            critic_params=critic_params,
+            actor_params=actor_params, critic_params=critic_params,
             target_critic_params=polyak_update(critic_params, agent.target_critic_params, hps.tau),
-            log_alpha=log_alpha,
-            actor_opt=actor_opt,
-            critic_opt=critic_opt,
-            alpha_opt=alpha_opt,
+            log_alpha=log_alpha, actor_opt=actor_opt, critic_opt=critic_opt, alpha_opt=alpha_opt,
         )
         metrics = {"critic_loss": c_loss, "actor_loss": a_loss, "q_value": q_mean,
                    "entropy": entropy, "alpha": jnp.exp(log_alpha) if config.autotune_alpha

@@ -56,10 +56,7 @@ class TD3Config(OffPolicyConfig):
 
     num_critics: int = field(2, low=1, doc="clipped double-Q over this many critics")
     policy_delay: int = field(2, low=1, doc="critic updates per actor/target update")
-    # The traced hyperparameters (``config.hyperparams()``, vmappable).
-    learning_rate: float = field(3e-4, low=0.0, low_inclusive=False, traced=True)
-    gamma: float = field(0.99, low=0.0, high=1.0, traced=True)
-    tau: float = field(0.005, low=0.0, high=1.0, low_inclusive=False, traced=True)
+    # More traced hyperparameters (learning_rate, gamma, tau: OffPolicyConfig's).
     exploration_noise: float = field(0.1, low=0.0, traced=True, doc="std of behaviour noise")
     policy_noise: float = field(0.2, low=0.0, traced=True,
                                 doc="std of target smoothing noise; 0 = off")

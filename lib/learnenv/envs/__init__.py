@@ -20,25 +20,11 @@ import gymnax
 from gymnax.environments import spaces
 from gymnax.environments.environment import Environment
 
-from learnenv.envs.wrappers import (
-    EpisodeStatistics,
-    NormalizeObservation,
-    FlattenObservation,
-    Wrapper,
-)
+from learnenv.envs.wrappers import (EpisodeStatistics, FlattenObservation,
+                                    NormalizeObservation, Wrapper)
 
-__all__ = [
-    "make",
-    "names",
-    "is_discrete",
-    "action_dim",
-    "observation_shape",
-    "Environment",
-    "Wrapper",
-    "EpisodeStatistics",
-    "NormalizeObservation",
-    "FlattenObservation",
-]
+__all__ = ["make", "names", "is_discrete", "action_dim", "observation_shape", "Environment",
+           "Wrapper", "EpisodeStatistics", "NormalizeObservation", "FlattenObservation"]
 
 BRAX_PREFIX = "brax/"
 
@@ -69,8 +55,7 @@ def make(name: str, **kwargs: Any) -> tuple[Environment, Any]:
     if name.startswith(BRAX_PREFIX):
         from learnenv.envs.brax_adapter import make_brax
 
-        valid = _brax_names()
-        if name not in valid:
+        if name not in _brax_names():
             raise ValueError(_unknown(name))
         return make_brax(name[len(BRAX_PREFIX):], **kwargs)
     if name not in gymnax.registered_envs:

@@ -31,16 +31,8 @@ from typing import Any, Callable, Mapping
 
 from learnenv.config import PRESETS, Config, preset_name, select
 
-__all__ = [
-    "Experiment",
-    "register",
-    "get",
-    "names",
-    "experiments",
-    "discover",
-    "run_experiment",
-    "UnknownExperimentError",
-]
+__all__ = ["Experiment", "register", "get", "names", "experiments", "discover", "run_experiment",
+           "UnknownExperimentError"]
 
 RunFn = Callable[[Config, Path, Any], Mapping[str, Any]]
 
@@ -68,12 +60,8 @@ _import_errors: dict[str, str] = {}
 _discovered = False
 
 
-def register(
-    name: str,
-    description: str,
-    presets: Mapping[str, Config],
-    run: RunFn | None = None,
-) -> Any:
+def register(name: str, description: str, presets: Mapping[str, Config],
+             run: RunFn | None = None) -> Any:
     """Register an experiment; without ``run``, returns a decorator for it."""
     if run is None:
         return lambda fn: (register(name, description, presets, fn), fn)[1]
@@ -141,16 +129,9 @@ def get(name: str) -> Experiment:
     raise UnknownExperimentError(msg)
 
 
-def run_experiment(
-    name: str,
-    out_dir: str | Path,
-    *,
-    preset: str | None = None,
-    seed: int = 0,
-    overrides: Mapping[str, Any] | None = None,
-    config: Config | None = None,
-    command: list[str] | None = None,
-) -> dict[str, Any]:
+def run_experiment(name: str, out_dir: str | Path, *, preset: str | None = None, seed: int = 0,
+                   overrides: Mapping[str, Any] | None = None, config: Config | None = None,
+                   command: list[str] | None = None) -> dict[str, Any]:
     """Run a registered experiment and write ``out_dir/results.json``; returns its content.
 
     ``config`` replaces the preset's config; ``overrides`` replace some of its
@@ -175,7 +156,6 @@ def run_experiment(
     wall = time.perf_counter() - t0
     if not isinstance(results, Mapping):
         raise TypeError(f"Experiment {name!r} returned {type(results).__name__}, not a dict.")
-    figures = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
     record = {
         "experiment": name,
         "description": exp.description,
@@ -183,7 +163,7 @@ def run_experiment(
         "seed": seed,
         "config": io.config_meta(cfg),
         "results": io.to_jsonable(dict(results)),
-        "figures": figures,
+        "figures": sorted(str(p.relative_to(out)) for p in out.rglob("*.png")),
         "wall_clock_s": wall,
         "started": started,
         "command": command,
@@ -191,4 +171,3 @@ def run_experiment(
     }
     io.write_json(out / "results.json", record)
     return record
-

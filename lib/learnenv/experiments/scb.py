@@ -37,7 +37,7 @@ from typing import Any
 from learnenv.config import field
 from learnenv.experiments import register
 from learnenv.synthetic.evolve import fitness_figure
-from learnenv.synthetic.meta import CONTINUOUS_ALGORITHMS, SCBMetaConfig
+from learnenv.synthetic.meta import CONTINUOUS_ALGORITHMS, DISCRETE_ALGORITHMS, SCBMetaConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +67,7 @@ def _quick(env_name: str, **kw) -> SCBExperiment:
 def _full(env_name: str, discrete: bool, population: int, generations: int,
           **kw) -> SCBExperiment:
     """The paper's settings (synthetic-gymnax configs) for one GPU."""
-    algorithms = ("ppo", "sac", "dqn") if discrete else ("ppo", "sac", "ddpg", "td3")
+    algorithms = DISCRETE_ALGORITHMS if discrete else CONTINUOUS_ALGORITHMS
     base = dict(env_name=env_name, algorithms=algorithms, population_size=population,
                 num_generations=generations, sigma_init=0.05, inner_structure="paper",
                 num_eval_episodes=16, eval_greedy=False, mean_eval_every=10)

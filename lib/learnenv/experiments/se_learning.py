@@ -155,9 +155,6 @@ register(
     "se-cartpole-reliability",
     "The quick se-cartpole run over several seeds: how often does the live SE learning of "
     "the NES chapter pass its test (>= 80% of 20 fresh agents solve)?",
-    presets={"quick": SEReliability(**{f.name: getattr(CARTPOLE["quick"], f.name)
-                                       for f in dataclasses.fields(SEExperiment)}),
-             "full": SEReliability(**{f.name: getattr(CARTPOLE["full"], f.name)
-                                      for f in dataclasses.fields(SEExperiment)})},
+    presets={name: SEReliability(**config.to_dict()) for name, config in CARTPOLE.items()},
     run=run_reliability,
 )

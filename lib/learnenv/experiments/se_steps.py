@@ -103,10 +103,9 @@ def measure(config: StepsToSolve, train_env, train_params, agent: str, budget: i
     from learnenv import envs
     from learnenv.synthetic.se_analysis import (evaluation_curves, make_train_with_eval,
                                                  steps_to_solve)
-    from learnenv.synthetic.se_training import sample_learning_rates
+    from learnenv.synthetic.se_training import real_env_kwargs, sample_learning_rates
 
-    real_env, real_params = envs.make(config.env_name, **(
-        {"max_steps_in_episode": config.max_steps_in_episode} if config.max_steps_in_episode else {}))
+    real_env, real_params = envs.make(config.env_name, **real_env_kwargs(config))
     cfg = agent_config(config, agent, budget)
     train = make_train_with_eval(cfg, train_env, train_params, real_env, real_params,
                                  config.eval_every, config.eval_episodes,
@@ -125,14 +124,13 @@ def run(config: StepsToSolve, out_dir: Path, key: Any) -> dict[str, Any]:
     import jax
 
     from learnenv import envs
+    from learnenv.synthetic.reward_network import RewardNetworkEnvironment
     from learnenv.synthetic.se_analysis import summarise_steps
+    from learnenv.synthetic.se_training import real_env_kwargs
 
     out_dir = Path(out_dir)
-    real_env, real_params = envs.make(config.env_name, **(
-        {"max_steps_in_episode": config.max_steps_in_episode} if config.max_steps_in_episode else {}))
+    real_env, real_params = envs.make(config.env_name, **real_env_kwargs(config))
     environments = {"real": (real_env, real_params, config.real_budget)}
-    from learnenv.synthetic.reward_network import RewardNetworkEnvironment
-
     for name in config.synthetic:
         env, params = load_synthetic(name)
         # A reward network keeps the real dynamics: it gets the real env's budget.
@@ -151,13 +149,11 @@ def run(config: StepsToSolve, out_dir: Path, key: Any) -> dict[str, Any]:
         for j, (env_name, (env, params, budget)) in enumerate(environments.items()):
             k = jax.random.fold_in(jax.random.fold_in(key, i), j)
             res = measure(config, env, params, agent, budget, k)
-            row = {"agent": agent, "trained_on": env_name, "budget": budget, **summarise_steps(res)}
-            row["first_solve"] = res["first_solve"]
-            row["stays_solved_per_agent"] = res["stays_solved"]
-            table.append(row)
+            table.append({"agent": agent, "trained_on": env_name, "budget": budget,
+                          **summarise_steps(res), "first_solve": res["first_solve"],
+                          "stays_solved_per_agent": res["stays_solved"]})
     results["table"] = table
-    fig = steps_figure(table, config)
-    fig.savefig(out_dir / "steps_to_solve.png", dpi=120)
+    steps_figure(table, config).savefig(out_dir / "steps_to_solve.png", dpi=120)
     return results
 
 

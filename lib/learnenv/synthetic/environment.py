@@ -37,8 +37,6 @@ from learnenv.synthetic.base import (
 
 __all__ = ["SyntheticEnvironment", "SyntheticEnvParams", "SyntheticEnvState"]
 
-SEHead = MLPHead  # the name the SE chapter uses for one of its three networks
-
 
 @kinds.register("se")
 class SyntheticEnvironment(LearnedEnvironment):
@@ -58,15 +56,9 @@ class SyntheticEnvironment(LearnedEnvironment):
 
     short_name = "SE"
 
-    def __init__(
-        self,
-        real_env_name: str,
-        hidden_sizes: Sequence[int] = (128,),
-        activation: str = "leaky_relu",
-        max_steps_in_episode: int | None = None,
-        state_clip: float = 0.0,
-        **real_kwargs,
-    ):
+    def __init__(self, real_env_name: str, hidden_sizes: Sequence[int] = (128,),
+                 activation: str = "leaky_relu", max_steps_in_episode: int | None = None,
+                 state_clip: float = 0.0, **real_kwargs):
         super().__init__(real_env_name, max_steps_in_episode, **real_kwargs)
         self.state_clip = float(state_clip)
         if not self.discrete:
@@ -75,9 +67,9 @@ class SyntheticEnvironment(LearnedEnvironment):
             )
         self.hidden_sizes = tuple(hidden_sizes)
         self.activation = activation
-        self.state_net = SEHead(self.hidden_sizes, self.obs_dim, activation)
-        self.reward_net = SEHead(self.hidden_sizes, 1, activation)
-        self.done_net = SEHead(self.hidden_sizes, 1, activation)
+        self.state_net = MLPHead(self.hidden_sizes, self.obs_dim, activation)
+        self.reward_net = MLPHead(self.hidden_sizes, 1, activation)
+        self.done_net = MLPHead(self.hidden_sizes, 1, activation)
 
     def spec(self):
         return {**super().spec(), "hidden_sizes": list(self.hidden_sizes),

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from learnenv import agents, envs
+from learnenv import agents, envs, io
 from learnenv.agents.base import evaluate
 from learnenv.config import field
 from learnenv.parallel import shard_population
@@ -55,8 +55,7 @@ PAPER_HYPERPARAMETERS: dict[str, dict[str, tuple]] = {
     "td3": dict(learning_rate=_LR, gamma=_GAMMA, tau=_TAU, exploration_noise=_NOISE,
                 policy_noise=_NOISE, noise_clip=(0.1, 0.4, 0.7, 1.0, 1.3)),
 }
-# DQN's double flag changes the program, so it is sampled outside jit.
-DQN_DOUBLE_CHOICES = (True, False)
+
 
 def agent(algorithm: str):
     """``(module, config class)`` of an inner-loop algorithm (from the agent registry)."""
@@ -66,7 +65,6 @@ def agent(algorithm: str):
 
 DISCRETE_ALGORITHMS = ("ppo", "sac", "dqn")
 CONTINUOUS_ALGORITHMS = ("ppo", "sac", "ddpg", "td3")
-
 
 INNER_STRUCTURES = ("paper", "fast")
 # What the "fast" layout changes in the paper's: 50 environments collect the same
@@ -266,8 +264,7 @@ class SCBFitness:
 
         def fitness(network_params, hps, key, eval_steps):
             train_key, eval_key = jax.random.split(key)
-            env_params = SyntheticEnvParams(network_params, template.max_steps_in_episode)
-            result = train(train_key, hps, env_params)
+            result = train(train_key, hps, self.environment_params(network_params))
             real_params = self.real_params.replace(max_steps_in_episode=eval_steps)
             returns = evaluate(policy, result.params, self.real_env, real_params, eval_key,
                                self.config.num_eval_episodes, self.config.eval_greedy,
@@ -314,7 +311,7 @@ class SCBFitness:
     def algorithm_for(self, generation: int, key: jax.Array) -> tuple:
         algorithm = self.config.algorithms[generation % len(self.config.algorithms)]
         double = None
-        if algorithm == "dqn":
+        if algorithm == "dqn":  # the double flag changes the program: drawn outside jit
             double = bool(jax.random.bernoulli(jax.random.fold_in(key, 7)))
         return algorithm, double
 
@@ -323,8 +320,8 @@ class SCBFitness:
         algorithm, double = self.algorithm_for(generation, key)
         # The paper's num_rollouts (8 for Pendulum): fitness averages several agents,
         # each with its own hyperparameters and seed, shared by the whole population.
-        rollout_keys = [key] + [jax.random.fold_in(key, r)
-                                for r in range(1, self.config.rollouts_per_member)]
+        rollout_keys = [jax.random.fold_in(key, r) if r else key
+                        for r in range(self.config.rollouts_per_member)]
         scored = [self.score(population, k, algorithm, double, shared=True,
                              generation=generation) for k in rollout_keys]
         fitness = jnp.mean(jnp.stack([f for f, _ in scored]), axis=0)
@@ -378,8 +375,6 @@ def save_scb(path, config: SCBMetaConfig, env_params: SyntheticEnvParams, *, met
              extra: dict | None = None, wall_clock_s: float | None = None):
     """Save a meta-trained SCB (or synthetic MDP) with its config and history;
     :func:`load_scb` and ``learnenv.pretrained.load`` turn it back into ``(env, env_params)``."""
-    from learnenv import io
-
     env = make_synthetic_env(config)
     info = {"num_parameters": env.num_parameters(env_params), **(extra or {})}
     return io.save_environment(path, env, env_params, config=config, metrics=metrics,
@@ -388,6 +383,4 @@ def save_scb(path, config: SCBMetaConfig, env_params: SyntheticEnvParams, *, met
 
 def load_scb(path):
     """``(env, env_params)`` of a synthetic environment saved by :func:`save_scb`."""
-    from learnenv import io
-
     return io.load_environment(path, expect_kind=("scb", "synthetic-mdp"))

@@ -33,15 +33,9 @@ class RewardNetworkEnvironment(LearnedEnvironment):
 
     short_name = "RN"
 
-    def __init__(
-        self,
-        real_env_name: str,
-        hidden_sizes: Sequence[int] = (64,),
-        activation: str = "leaky_relu",
-        max_steps_in_episode: int | None = None,
-        gamma: float = 0.99,
-        **real_kwargs,
-    ):
+    def __init__(self, real_env_name: str, hidden_sizes: Sequence[int] = (64,),
+                 activation: str = "leaky_relu", max_steps_in_episode: int | None = None,
+                 gamma: float = 0.99, **real_kwargs):
         super().__init__(real_env_name, max_steps_in_episode, **real_kwargs)
         self.hidden_sizes = tuple(hidden_sizes)
         self.activation = activation

@@ -22,8 +22,6 @@ out with :func:`learnenv.agents.base.rollout`.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from learnenv.agents.base import evaluate
@@ -53,19 +51,6 @@ def make_train_with_eval(agent_config, train_env, train_env_params, eval_env, ev
                             eval_every=eval_every, eval_fn=mean_greedy_return)
 
 
-@dataclasses.dataclass(frozen=True)
-class StepsProtocol:
-    eval_every: int
-    eval_episodes: int
-    solved_return: float
-    budget: int
-
-    def describe(self) -> str:
-        return (f"greedy policy evaluated on the real env every {self.eval_every} training steps "
-                f"({self.eval_episodes} episodes); solved = mean return >= {self.solved_return:g}; "
-                f"budget {self.budget} steps")
-
-
 def evaluation_curves(metrics, learning_starts: int) -> tuple[np.ndarray, np.ndarray]:
     """``(timesteps, curves)`` of the evaluations in :func:`make_train_with_eval`'s metrics.
 
@@ -93,9 +78,7 @@ def steps_to_solve(curves: np.ndarray, timesteps: np.ndarray, solved_return: flo
     ev_curves, ev_steps = curves[:, evaluated], timesteps[evaluated]
     solved = ev_curves >= solved_return
     first = np.where(solved.any(axis=1), ev_steps[np.argmax(solved, axis=1)], np.nan)
-    stays = np.array([
-        bool(s.any()) and bool(s[np.argmax(s):].all()) for s in solved
-    ])
+    stays = np.array([bool(s.any()) and bool(s[np.argmax(s):].all()) for s in solved])
     return {"first_solve": first, "stays_solved": stays, "final_solved": solved[:, -1],
             "eval_steps": ev_steps, "eval_curves": ev_curves}
 

@@ -41,21 +41,11 @@ import numpy as np
 from learnenv import envs, io
 from learnenv.config import field
 from learnenv.parallel import shard_population
-from learnenv.synthetic.base import broadcast
+from learnenv.synthetic.base import SyntheticEnvParams, broadcast
 from learnenv.synthetic.evolve import EvolutionConfig, EvolutionResult, evolve, strategies
 
-__all__ = [
-    "SETrainingConfig",
-    "SEFitness",
-    "make_se",
-    "make_agent_config",
-    "make_member_eval",
-    "sample_learning_rates",
-    "train_se",
-    "test_se",
-    "save_se",
-    "load_se",
-]
+__all__ = ["SETrainingConfig", "SEFitness", "make_se", "make_agent_config", "make_member_eval",
+           "sample_learning_rates", "train_se", "test_se", "save_se", "load_se"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,8 +113,10 @@ class SETrainingConfig(EvolutionConfig):
 # --------------------------------------------------------------------------- pieces
 
 
-def real_env_kwargs(config: SETrainingConfig) -> dict:
-    return {"max_steps_in_episode": config.max_steps_in_episode} if config.max_steps_in_episode else {}
+def real_env_kwargs(config: Any) -> dict:
+    """``envs.make`` keywords for ``config.max_steps_in_episode`` (0: the env's own cap)."""
+    cap = config.max_steps_in_episode
+    return {"max_steps_in_episode": cap} if cap else {}
 
 
 @functools.lru_cache(maxsize=8)
@@ -149,32 +141,19 @@ def make_agent_config(config: SETrainingConfig, hidden_sizes, batch_size, total_
     from learnenv.agents.dqn import DQNConfig
 
     total = int(total_timesteps or config.inner_timesteps)
+    # Every field pinned, not left to DQNConfig's defaults (tuned for real
+    # CartPole, and changed since the shipped SEs were learned): one env, one
+    # gradient step per round, no LayerNorm, constant lr, ReLU, and the Huber
+    # loss the shipped SEs were learned with (DQN's default is now "mse").
     return DQNConfig(
-        loss="huber",  # as the shipped SEs were learned (DQN's default is now "mse")
-        total_timesteps=total,
-        num_envs=1,
-        eps_start=1.0,
-        buffer_size=max(total, int(batch_size)),
-        batch_size=int(batch_size),
+        loss="huber", total_timesteps=total, num_envs=1, gradient_steps=1, layer_norm=False,
+        anneal_lr=False, activation="relu", max_grad_norm=10.0, double=True,
+        target_update_interval=1, eps_start=1.0,
+        buffer_size=max(total, int(batch_size)), batch_size=int(batch_size),
         learning_starts=min(config.learning_starts, max(total - config.train_freq, 0)),
-        train_freq=config.train_freq,
-        # Every field pinned, not left to DQNConfig's defaults (tuned for real
-        # CartPole, and changed since the shipped SEs were learned): one env,
-        # one gradient step per round, no LayerNorm, constant lr, ReLU, Huber.
-        gradient_steps=1,
-        layer_norm=False,
-        anneal_lr=False,
-        activation="relu",
-        max_grad_norm=10.0,
-        hidden_sizes=tuple(hidden_sizes),
-        double=True,
-        dueling=config.dueling,
-        target_update_interval=1,
-        learning_rate=config.learning_rate,
-        gamma=config.gamma,
-        tau=config.tau,
-        eps_end=config.eps_end,
-        exploration_fraction=config.exploration_fraction,
+        train_freq=config.train_freq, hidden_sizes=tuple(hidden_sizes), dueling=config.dueling,
+        learning_rate=config.learning_rate, gamma=config.gamma, tau=config.tau,
+        eps_end=config.eps_end, exploration_fraction=config.exploration_fraction,
     )
 
 
@@ -231,8 +210,6 @@ class SEFitness:
         self.pairs = config.strategy == "mirrored_nes"
 
     def env_params(self, network_params):
-        from learnenv.synthetic.bandit import SyntheticEnvParams
-
         return SyntheticEnvParams(network_params, self.se_params.max_steps_in_episode)
 
     def groups(self, n: int, pair_size: int | None = None) -> list[np.ndarray]:
@@ -260,12 +237,11 @@ class SEFitness:
 
     def __call__(self, population, key, generation: int):
         pop = self.config.population_size
-        n_agents = pop // 2 if self.pairs else pop
-        seeds, lrs, evals = self.draw(key, n_agents)
+        pair_size = pop // 2 if self.pairs else None
+        seeds, lrs, evals = self.draw(key, pair_size or pop)
         if self.pairs:  # both members of a pair: the same agent
             seeds, lrs, evals = (jnp.concatenate([x, x]) for x in (seeds, lrs, evals))
-        real, se_ret = self.agents(seeds, lrs, population, evals,
-                                   pair_size=pop // 2 if self.pairs else None)
+        real, se_ret = self.agents(seeds, lrs, population, evals, pair_size)
         return jnp.asarray(real), {"member_se_return": se_ret}
 
     def evaluate_mean(self, mean, key, generation: int) -> dict:
@@ -308,11 +284,8 @@ def test_se(config: SETrainingConfig, env_params, key, num_agents: int = 20,
     (mean >= ``solved_return``).
     """
     returns = SEFitness(config, total_timesteps).test(env_params.network_params, key, num_agents)
-    return {
-        "returns": returns,
-        "solved": returns >= config.solved_return,
-        "success_rate": float((returns >= config.solved_return).mean()),
-    }
+    solved = returns >= config.solved_return
+    return {"returns": returns, "solved": solved, "success_rate": float(solved.mean())}
 
 
 # --------------------------------------------------------------------------- files
