@@ -5,7 +5,8 @@
 #                already did for the same code; warnings fail it)
 #   make test    same set-up, then run the tests (they build the book, executing
 #                every chapter once, and check what it shows)
-#   make sync    regenerate each chapter's .ipynb twin and Colab set-up cell
+#   make sync    regenerate each chapter's .ipynb twin, Colab set-up cell and student
+#                notebook (student/NAME.ipynb), and the instructor guide's tables
 #   make clean   remove build outputs (keeps .venv)
 #
 # VENV=/path/to/venv uses another virtual environment (the CI does this).

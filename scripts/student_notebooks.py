@@ -32,7 +32,6 @@ import sys
 import tomllib
 from pathlib import Path
 
-import jupytext
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +56,19 @@ def colab_url(chapter: str, url: str) -> str:
     """The Colab link of a student notebook, at the release tag."""
     path = url.removeprefix("https://github.com/").removesuffix(".git")
     return f"https://colab.research.google.com/github/{path}/blob/{release_tag()}/student/{chapter}.ipynb"
+
+
+def book_chapters() -> list[str]:
+    """The chapters in the book's order (_toc.yml)."""
+    return re.findall(r"^\s*- file: chapters/(\S+)", (ROOT / "_toc.yml").read_text(), re.M)
+
+
+def exercise_numbers() -> dict[str, int]:
+    """``{label: n}``: sphinx-exercise numbers exercises through the whole book, in
+    the order of the table of contents, and the student notebooks use its numbers."""
+    labels = [label for name in book_chapters()
+              for label in EXERCISE.findall((ROOT / "chapters" / f"{name}.md").read_text())]
+    return {label: n for n, label in enumerate(labels, start=1)}
 
 
 def exercise_labels(nb: nbformat.NotebookNode) -> list[str]:
@@ -117,7 +129,7 @@ def _markdown(text: str, numbers: dict[str, int]) -> nbformat.NotebookNode:
 
 def student_notebook(nb: nbformat.NotebookNode, setup_source: str) -> nbformat.NotebookNode:
     """``nb`` (a chapter) with its solutions replaced by stubs and empty cells."""
-    numbers = {label: n for n, label in enumerate(exercise_labels(nb), start=1)}
+    numbers = exercise_numbers()
     known = course.exercises()
     cells, label = [], None
     for cell in nb.cells:
@@ -178,23 +190,22 @@ def exercise_titles(nb: nbformat.NotebookNode) -> dict[str, str]:
 def instructor_tables(chapters: list[tuple[str, nbformat.NotebookNode]], url: str) -> str:
     """The instructor guide's generated part: student notebooks, exercises, grading guides."""
     known = course.exercises()
-    out = ["### Student notebooks", "",
-           f"Pinned to the release tag `{release_tag()}`: a course's notebooks do not change "
+    out = [f"Pinned to the release tag `{release_tag()}`: a course's notebooks do not change "
            "under its students.", "", "| chapter | student notebook |", "|---|---|"]
     for name, _ in chapters:
-        out.append(f"| [{name}](../chapters/{name}.md) | [open in Colab]({colab_url(name, url)}) "
+        out.append(f"| [](../chapters/{name}.md) | [open in Colab]({colab_url(name, url)}) "
                    f"(`student/{name}.ipynb`) |")
-    out += ["", "### Exercises", "",
+    out += ["", "## Every exercise", "",
             "| exercise | objective | time | difficulty | runs on | graded by |",
             "|---|---|---|---|---|---|"]
-    guides = []
+    guides, numbers = [], exercise_numbers()
     for name, nb in chapters:
         titles = exercise_titles(nb)
-        for n, label in enumerate(exercise_labels(nb), start=1):
-            e = known[label]
+        for label in exercise_labels(nb):
+            e, n = known[label], numbers[label]
             how = f"`check` ({', '.join(e.names)}) + guide" if e.coding else "guide"
-            out.append(f"| {name} {n}: {{ref}}`{titles[label]} <{label}>` | {e.objective} | "
+            out.append(f"| {n}: {{ref}}`{titles[label]} <{label}>` | {e.objective} | "
                        f"{e.minutes} min | {e.difficulty} | {e.device} | {how} |")
-            guides.append(f"- **{name} {n}, {titles[label]}** (`{label}`): {e.grading}")
+            guides.append(f"- **Exercise {n}, {titles[label]}** (`{label}`): {e.grading}")
     out += ["", "### Grading guides", "", *guides]
     return "\n".join(out) + "\n"

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import copy
 import hashlib
-import re
 import sys
 from pathlib import Path
 
@@ -188,8 +187,7 @@ INSTRUCTOR_TABLES = ROOT / "book" / "_exercises.md"
 
 def write_instructor_tables(check: bool = False) -> list[str]:
     """Write the instructor guide's generated tables (book/_exercises.md) if they changed."""
-    order = re.findall(r"^\s*- file: chapters/(\S+)", CONFIG.with_name("_toc.yml").read_text(), re.M)
-    chapters = [(name, jupytext.read(CHAPTERS / f"{name}.md")) for name in order]
+    chapters = [(name, jupytext.read(CHAPTERS / f"{name}.md")) for name in student.book_chapters()]
     text = student.instructor_tables(chapters, repository()[0])
     if INSTRUCTOR_TABLES.exists() and INSTRUCTOR_TABLES.read_text() == text:
         return []

@@ -288,16 +288,16 @@ def describe_preset(preset: str | None = None, chapter: str | None = None) -> st
     else:
         source = "the default; full is opt-in"
     device = jax.devices()[0]
-    line = (
-        f"learnenv preset: {name!r} ({source}); JAX {jax.__version__} on "
-        f"{device.platform.upper()} ({device.device_kind}). "
-        f"Set {PRESET_ENV_VAR}=quick or full to change it."
-    )
-    return line + (_chapter_cost(chapter) if chapter else "")
+    lines = [f"learnenv preset: {name!r} ({source})",
+             f"JAX {jax.__version__} on {device.platform.upper()} ({device.device_kind}); "
+             f"set {PRESET_ENV_VAR}=quick or full to change the preset."]
+    return "\n".join(lines + (_chapter_cost(chapter) if chapter else []))
 
 
-def _chapter_cost(chapter: str) -> str:
+def _chapter_cost(chapter: str) -> list[str]:
+    """Lines of at most about 80 characters: a notebook's output box does not wrap."""
     import json
+    import textwrap
 
     from learnenv import results
 
@@ -305,14 +305,15 @@ def _chapter_cost(chapter: str) -> str:
         ledger = json.loads(results.path("book/chapter-times.json").read_text())
         row = ledger["chapters"][chapter]
     except (FileNotFoundError, KeyError):
-        return f"\nNo run time of {chapter!r} is recorded yet."
-    quick = (f"{row['quick_seconds'] / 60:.1f} min measured on a "
+        return [f"No run time of {chapter!r} is recorded yet."]
+    quick = (f"{row['quick_seconds'] / 60:.1f} min, measured on a "
              f"{ledger.get('cpu_count', '?')}-core CPU"
              if isinstance(row.get("quick_seconds"), (int, float)) else "not measured yet")
-    full = (f"{row['full_seconds'] / 60:.1f} min measured on a GPU"
+    full = (f"{row['full_seconds'] / 60:.1f} min, measured on a GPU"
             if isinstance(row.get("full_seconds"), (int, float))
             else row.get("full_estimate", "not measured"))
-    return f"\nThis chapter takes: quick {quick} (cap {row['cap_minutes']} min); full {full}."
+    return ["Run time of this chapter:", f"  quick: {quick} (cap {row['cap_minutes']} min)",
+            *textwrap.wrap(f"full: {full}", 78, initial_indent="  ", subsequent_indent="    ")]
 
 
 RUNS_DIR_ENV_VAR = "LEARNENV_RUNS_DIR"

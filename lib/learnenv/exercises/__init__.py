@@ -25,8 +25,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Exercise", "CheckFailed", "register", "get", "exercises", "check", "assert_close",
-           "rounded"]
+__all__ = ["Exercise", "CheckFailed", "register", "get", "exercises", "verdict", "check",
+           "assert_close", "rounded"]
 
 
 class CheckFailed(AssertionError):
@@ -80,13 +80,9 @@ def get(label: str) -> Exercise:
     return known[label]
 
 
-def check(label: str, *objects: Any) -> bool:
-    """Run the check of exercise ``label`` on the student's ``objects``.
-
-    Prints a one-line verdict and returns True when it passes; a stub that
-    raises ``NotImplementedError`` gives a note and False; any difference from
-    the reference raises :class:`CheckFailed` naming it.
-    """
+def verdict(label: str, *objects: Any) -> tuple[str, str]:
+    """``("pass", what was checked)`` or ``("not done", why)`` for the student's
+    ``objects``; any difference from the reference raises :class:`CheckFailed`."""
     exercise = get(label)
     if not exercise.coding:
         raise ValueError(f"{label} is open-ended: it has a grading guide, not a check.")
@@ -94,16 +90,24 @@ def check(label: str, *objects: Any) -> bool:
         raise TypeError(f"check({label!r}, ...) takes {', '.join(exercise.names)}; "
                         f"got {len(objects)} object(s).")
     try:
-        summary = exercise.check(*objects)
+        return "pass", exercise.check(*objects)
     except NotImplementedError as err:
-        print(f"{label}: not done yet ({err}); write {', '.join(exercise.names)} and run this again.")
-        return False
+        return "not done", str(err)
     except CheckFailed:
         raise
     except Exception as err:  # a crash in the student's code is a failed check, said plainly
         raise CheckFailed(f"{label}: calling your code raised {type(err).__name__}: {err}") from err
-    print(f"{label}: passed ({summary}).")
-    return True
+
+
+def check(label: str, *objects: Any) -> None:
+    """Run the check of exercise ``label`` on the student's ``objects`` and print the
+    verdict: passed, or not done yet (a stub); a difference raises :class:`CheckFailed`."""
+    status, message = verdict(label, *objects)
+    if status == "pass":
+        print(f"{label}: passed ({message}).")
+    else:
+        names = ", ".join(get(label).names)
+        print(f"{label}: not done yet ({message}); write {names} and run this again.")
 
 
 def assert_close(what: str, got: Any, want: Any, inputs: str = "", atol: float = 1e-5,

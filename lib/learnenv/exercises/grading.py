@@ -37,8 +37,9 @@ missing = [n for n in exercise.names if n not in __main__.__dict__]
 if missing:
     print(f"the answer cell defines no {', '.join(missing)}")
     sys.exit(4)
-done = exercises.check(label, *(__main__.__dict__[n] for n in exercise.names))
-sys.exit(0 if done else 3)
+status, message = exercises.verdict(label, *(__main__.__dict__[n] for n in exercise.names))
+print(message)
+sys.exit(0 if status == "pass" else 3)
 """
 
 
