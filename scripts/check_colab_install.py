@@ -224,7 +224,10 @@ def check_chapter(chapter: str, jax_version: str, python: str, source: Path, wor
         cell_errors=[f"{e['ename']}: {e['evalue']}"[:500] for e in errors],
         execute_rc=res.returncode,
         execute_stderr_tail=res.stderr[-2000:] if res.returncode else "",
-        preset_line=next((line for line in output_text(nb).splitlines() if line.startswith("learnenv preset:")), None),
+        # describe_preset's header: the preset line and the JAX line after it.
+        preset_line=next((" ".join(lines[i:i + 2]) for lines in [output_text(nb).splitlines()]
+                          for i, line in enumerate(lines) if line.startswith("learnenv preset:")),
+                         None),
         before={k: before.get(k) for k in ("jax", "jaxlib")},
         after={k: after.get(k) for k in ("jax", "jaxlib", "flax", "gymnax", "evosax")},
         result_file=RESULT_FILE,

@@ -67,7 +67,10 @@ if "google.colab" in sys.modules:
             f"Installing learnenv next to this runtime's {{' and '.join(keep)}} failed "
             "(see pip's message above). If it says the JAX version is too old, run "
             "`%pip install -U 'jax[cuda12]'`, restart the session and run this cell again."
-        )'''
+        )
+    # The SCB paper's published bandits are data files of this package (learnenv[paper]);
+    # learnenv reads them and never imports it, so its dependencies are not needed.
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "{paper}"])'''
 
 
 def repository(config_path: Path = CONFIG) -> tuple[str, str]:
@@ -87,8 +90,18 @@ def install_spec(url: str, branch: str) -> str:
     return f"learnenv @ git+{url}@{branch}"
 
 
+def paper_requirement() -> str:
+    """The ``paper`` extra's one requirement (pyproject.toml), installed without its deps."""
+    import tomllib
+
+    (requirement,) = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]["paper"]
+    return requirement
+
+
 def setup_cell_source(config_path: Path = CONFIG) -> str:
-    return SETUP_TEMPLATE.format(spec=install_spec(*repository(config_path)), env=INSTALL_SPEC_ENV)
+    return SETUP_TEMPLATE.format(spec=install_spec(*repository(config_path)), env=INSTALL_SPEC_ENV,
+                                 paper=paper_requirement())
 
 
 def chapter_sources(chapters: Path = CHAPTERS) -> list[Path]:

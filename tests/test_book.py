@@ -179,17 +179,19 @@ def test_setup_cell_on_colab_installs_repo_and_keeps_jax(monkeypatch):
     monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
     monkeypatch.delenv(sync.INSTALL_SPEC_ENV, raising=False)
     exec(sync.setup_cell_source(), {})
-    (cmd,) = calls
+    cmd, paper = calls
     assert cmd[:4] == [sys.executable, "-m", "pip", "install"]
     assert sync.install_spec(*sync.repository()) in cmd
     for package in ("jax", "jaxlib"):
         assert f"{package}=={importlib.metadata.version(package)}" in cmd
+    # The paper's SCBs: data files only, so nothing of theirs can move jax.
+    assert paper[-2:] == ["--no-deps", sync.paper_requirement()]
 
     # The same pinned command, with another learnenv (scripts/check_colab_install.py: a wheel).
     wheel = "/tmp/learnenv-0.1.0-py3-none-any.whl"
     monkeypatch.setenv(sync.INSTALL_SPEC_ENV, wheel)
     exec(sync.setup_cell_source(), {})
-    assert calls[-1] == [wheel if arg == sync.install_spec(*sync.repository()) else arg for arg in cmd]
+    assert calls[-2] == [wheel if arg == sync.install_spec(*sync.repository()) else arg for arg in cmd]
 
     class Failed:
         returncode = 1

@@ -23,3 +23,16 @@ def test_unknown_names_are_refused_with_a_hint():
         envs.make("brax/hoper")
     with pytest.raises(ValueError, match="Did you mean 'CartPole-v1'"):
         envs.make("Cartpole-v1")
+
+
+def test_swimmer_builds_with_its_only_backend_and_steps():
+    """brax supports only "generalized" for swimmer, and brax 0.14.2's fluid forces
+    call jnp.clip(a_min=...), which jax 0.10 removed: make_brax handles both. The
+    step is traced abstractly (no compilation), which is where the TypeError was."""
+    import jax
+
+    env, params = envs.make("brax/swimmer")
+    assert env._brax_env.backend == "generalized"
+    obs, state = jax.eval_shape(env.reset, jax.random.key(0), params)
+    step = jax.eval_shape(env.step, jax.random.key(1), state, jax.numpy.zeros(2), params)
+    assert obs.shape == (8,) and step[0].shape == (8,)

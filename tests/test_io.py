@@ -448,7 +448,8 @@ def test_every_shipped_environment_loads_with_its_parameters_and_provenance():
     from learnenv import kinds, pretrained
 
     assert {"se-cartpole", "se-acrobot", "scb-cartpole-v1", "mdp-cartpole-quick"} <= set(pretrained.names())
-    for name in pretrained.names():
+    # names() also lists the paper's SCBs, read from synthetic-gymnax (tests/test_paper_scb.py)
+    for name in pretrained.shipped_names():
         env, params = pretrained.load(name)
         ckpt = pretrained.load_checkpoint(name)
         assert ckpt.kind in kinds.names() and type(env) is kinds.builder(ckpt.kind)

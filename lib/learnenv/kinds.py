@@ -17,9 +17,12 @@ come from files in another format::
 
     kinds.register("video-reward", lambda checkpoint_dir, frames=16:
                    VideoRewardModel(checkpoint_dir, frames))
-    kinds.register("scb-paper", scb_from_paper_files)   # reads the paper's .npz
 
     model = kinds.build("video-reward", {"checkpoint_dir": "models/vid", "frames": 8})
+
+(The SCB paper's published SCBs are such a kind, ``"paper-scb"`` with spec
+``{"task": "hopper"}``: :mod:`learnenv.synthetic.paper_scb` reads their weights
+from the installed ``synthetic-gymnax`` package.)
 
 :func:`learnenv.io.save_environment` saves any object with a registered
 ``kind``, a ``spec()`` (JSON kwargs for its builder) and ``default_params``
@@ -66,7 +69,7 @@ def register(name: str, builder: Callable[..., Any] | None = None):
 
 def _register_builtins() -> None:
     # Imported for their @register decorators; the list is code, never read from a file.
-    for module in ("bandit", "environment", "reward_network"):
+    for module in ("bandit", "environment", "reward_network", "paper_scb"):
         importlib.import_module(f"learnenv.synthetic.{module}")
 
 

@@ -99,6 +99,10 @@ class SyntheticEnvironment(LearnedEnvironment):
         done = self.done_net.apply({"params": network_params["done"]}, x)[..., 0]
         return next_obs, reward, done
 
+    def reward(self, network_params, obs, action):
+        """The learned reward alone (as an SCB's ``reward``), for probing what it says."""
+        return self.predict(network_params, obs, action)[1]
+
     # --- the gymnax environment -------------------------------------------------
     def reset_env(self, key, params):
         """Initial states come from the real environment's reset."""

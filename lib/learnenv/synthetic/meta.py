@@ -217,11 +217,18 @@ class SCBFitness:
 
     mean_metrics = ("mean_fitness",)
 
-    def __init__(self, config: SCBMetaConfig):
+    def __init__(self, config: SCBMetaConfig, synthetic_env: Any = None):
+        """``synthetic_env``: the environment the agents train on (by default
+        :func:`make_synthetic_env` of ``config``); its ``real_env`` is the one they
+        are scored in, so passing one chooses, e.g., the real brax backend. Its
+        ``default_params`` are the template of the members' weights."""
         self.config = config
         self.metrics = {"algorithm_index": (), "dqn_double": (), "learning_rate": (),
                         "eval_steps": ()}
-        self.synthetic_env = make_synthetic_env(config)
+        if synthetic_env is not None and synthetic_env.real_env_name != config.env_name:
+            raise ValueError(f"synthetic_env stands in for {synthetic_env.real_env_name}, "
+                             f"but config.env_name is {config.env_name}.")
+        self.synthetic_env = make_synthetic_env(config) if synthetic_env is None else synthetic_env
         self.real_env = self.synthetic_env.real_env
         self.real_params = self.synthetic_env.real_env_params
         self.discrete = self.synthetic_env.discrete

@@ -24,6 +24,7 @@ from learnenv.synthetic.base import SyntheticEnvParams, broadcast
 from learnenv.synthetic.meta import (
     DISCRETE_ALGORITHMS,
     CONTINUOUS_ALGORITHMS,
+    SCBFitness,
     SCBMetaConfig,
     make_synthetic_env,
     scb_fitness,
@@ -37,7 +38,7 @@ def transfer(env_name: str, env_params: SyntheticEnvParams, key: jax.Array,
              algorithms: Sequence[str] | None = None, num_configs: int = 32,
              inner_structure: str = "paper", inner_timesteps: int = 10_000,
              num_eval_episodes: int = 16, greedy: bool = True,
-             kind: str = "bandit") -> dict[str, dict[str, np.ndarray]]:
+             kind: str = "bandit", env: Any = None) -> dict[str, dict[str, np.ndarray]]:
     """Real-environment returns of agents trained on the synthetic environment.
 
     For every algorithm, ``num_configs`` agents, each with its own
@@ -46,10 +47,16 @@ def transfer(env_name: str, env_params: SyntheticEnvParams, key: jax.Array,
     ``env_name`` over ``num_eval_episodes`` episodes. DQN's double flag changes
     the program, so half the DQN agents are double DQNs and half plain.
 
+    ``env`` is the synthetic environment to train on, standing in for
+    ``env_name`` (by default an SCB of ``kind`` built with the real environment's
+    defaults); the agents are evaluated in its ``real_env``. Pass one to choose
+    the real environment's settings, e.g. a paper SCB with the paper's brax
+    backend (:mod:`learnenv.synthetic.paper_scb`).
+
     Returns ``{algorithm: {"returns": (num_configs,), <hyperparameter>: (num_configs,)}}``.
     """
     probe = SCBMetaConfig(env_name=env_name, kind=kind)
-    discrete = make_synthetic_env(probe).discrete
+    discrete = (make_synthetic_env(probe) if env is None else env).discrete
     if algorithms is None:
         algorithms = DISCRETE_ALGORITHMS if discrete else CONTINUOUS_ALGORITHMS
     config = dataclasses.replace(
@@ -57,7 +64,7 @@ def transfer(env_name: str, env_params: SyntheticEnvParams, key: jax.Array,
         inner_structure=inner_structure, inner_timesteps=inner_timesteps,
         num_eval_episodes=num_eval_episodes, eval_greedy=greedy,
     )
-    fitness = scb_fitness(config)
+    fitness = scb_fitness(config) if env is None else SCBFitness(config, synthetic_env=env)
     out = {}
     for i, algorithm in enumerate(config.algorithms):
         alg_key = jax.random.fold_in(key, i)
