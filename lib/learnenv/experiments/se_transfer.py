@@ -95,43 +95,22 @@ def train_ppo(budget: int, se, se_params, real, real_params, config, key):
     return jax.jit(jax.vmap(one))(jax.random.split(k_seed, config["num_agents"]))
 
 
-def linear_act(policy, obs, key=None, greedy=True):
-    import jax.numpy as jnp
-
-    return (obs @ policy["w"] + policy["b"] > 0).astype(jnp.int32)
-
-
 def train_linear_es(generations: int, population: int, se, se_params, real, real_params,
                     config, key):
-    """SNES over linear policies, fitness = mean SE return over 8 episodes."""
+    """SNES over linear policies (:mod:`learnenv.agents.linear_es`) on the SE's return."""
     import jax
-    import jax.numpy as jnp
-    from evosax.algorithms import SNES
 
+    from learnenv.agents import linear_es
     from learnenv.agents.base import evaluate
 
-    obs_dim = real.observation_space(real_params).shape[0]
-    template = {"w": jnp.zeros(obs_dim), "b": jnp.zeros(())}
-    es = SNES(population_size=population, solution=template)
-    es_params = es.default_params
+    train = linear_es.make_train(se, se_params, generations, population)
 
-    def run(key):
-        k_init, k_loop, k_eval = jax.random.split(key, 3)
-        state = es.init(k_init, template, es_params)
+    def one(key):
+        k_train, k_eval = jax.random.split(key)
+        return evaluate(linear_es.act, train(k_train), real, real_params, k_eval,
+                        config["eval_episodes"]).mean()
 
-        def generation(state, key):
-            k_ask, k_fit, k_tell = jax.random.split(key, 3)
-            members, state = es.ask(k_ask, state, es_params)
-            fitness = jax.vmap(lambda p: evaluate(linear_act, p, se, se_params, k_fit, 8).mean())(
-                members)
-            state, _ = es.tell(k_tell, members, -fitness, state, es_params)  # evosax minimises
-            return state, fitness.max()
-
-        state, _ = jax.lax.scan(generation, state, jax.random.split(k_loop, generations))
-        mean = es.get_mean(state)
-        return evaluate(linear_act, mean, real, real_params, k_eval, config["eval_episodes"]).mean()
-
-    return jax.jit(jax.vmap(run))(jax.random.split(key, config["num_agents"]))
+    return jax.jit(jax.vmap(one))(jax.random.split(key, config["num_agents"]))
 
 
 def run(config: SETransfer, out_dir: Path, key: Any) -> dict[str, Any]:
