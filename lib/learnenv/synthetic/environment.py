@@ -52,15 +52,20 @@ class SyntheticEnvironment(LearnedEnvironment):
     randomly perturbed MLP iterated 200 times easily diverges (states of 1e4 and
     more, rewards to match), agents trained there learn nothing, every member
     of the population scores the same, and the search stalls for good.
+
+    ``init_scale`` multiplies the real reset's states (1 = the paper's). Wider
+    start states make the SE show states on both sides of a controller's
+    boundary, a regulariser for SEs that teach agents other than the inner one.
     """
 
     short_name = "SE"
 
     def __init__(self, real_env_name: str, hidden_sizes: Sequence[int] = (128,),
                  activation: str = "leaky_relu", max_steps_in_episode: int | None = None,
-                 state_clip: float = 0.0, **real_kwargs):
+                 state_clip: float = 0.0, init_scale: float = 1.0, **real_kwargs):
         super().__init__(real_env_name, max_steps_in_episode, **real_kwargs)
         self.state_clip = float(state_clip)
+        self.init_scale = float(init_scale)
         if not self.discrete:
             raise ValueError(
                 f"SyntheticEnvironment needs discrete actions; {real_env_name} has continuous ones."
@@ -73,7 +78,8 @@ class SyntheticEnvironment(LearnedEnvironment):
 
     def spec(self):
         return {**super().spec(), "hidden_sizes": list(self.hidden_sizes),
-                "activation": self.activation, "state_clip": self.state_clip}
+                "activation": self.activation, "state_clip": self.state_clip,
+                **({"init_scale": self.init_scale} if self.init_scale != 1.0 else {})}
 
     # --- parameters ----------------------------------------------------------
     def init_network_params(self, key: jax.Array) -> dict:
@@ -107,7 +113,7 @@ class SyntheticEnvironment(LearnedEnvironment):
     def reset_env(self, key, params):
         """Initial states come from the real environment's reset."""
         obs, _ = self.real_env.reset_env(key, self.real_env_params)
-        obs = jnp.asarray(obs, jnp.float32)
+        obs = self.init_scale * jnp.asarray(obs, jnp.float32)
         return obs, SyntheticEnvState(obs=obs, time=0)
 
     def step_env(self, key, state, action, params):

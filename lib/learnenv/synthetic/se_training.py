@@ -68,6 +68,8 @@ class SETrainingConfig(EvolutionConfig):
     se_hidden_size: int = field(128, low=1, doc="hidden units of each SE network (or of the RN)")
     se_activation: str = field("leaky_relu", choices=("leaky_relu", "relu", "tanh", "elu", "swish"))
     state_clip: float = field(10.0, low=0.0, doc="SE states clipped to [-c, c] (0: off; ours)")
+    init_scale: float = field(1.0, low=0.0, low_inclusive=False,
+                              doc="SE start states: the real reset's times this (1: the paper's)")
     # The inner loop: DDQN (or dueling DDQN) with varied hyperparameters.
     dueling: bool = field(False, choices=(True, False))
     inner_timesteps: int = field(10_000, low=1)
@@ -131,7 +133,8 @@ def make_se(config: SETrainingConfig):
     kwargs = dict(hidden_sizes=(config.se_hidden_size,), activation=config.se_activation,
                   **real_env_kwargs(config))
     if config.env_kind == "se":
-        env = SyntheticEnvironment(config.env_name, state_clip=config.state_clip, **kwargs)
+        env = SyntheticEnvironment(config.env_name, state_clip=config.state_clip,
+                                   init_scale=config.init_scale, **kwargs)
     else:
         env = RewardNetworkEnvironment(config.env_name, **kwargs)
     return env, env.default_params
