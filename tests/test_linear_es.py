@@ -32,3 +32,11 @@ def test_linear_policy_evolved_on_the_paper_scb_balances_cartpole():
 def test_markdown_table_has_a_header_and_a_row_per_dict():
     text = markdown_table([{"a": 1, "b": None}, {"a": 2.5, "b": "x"}]).data
     assert text.splitlines() == ["| a | b |", "|---|---|", "| 1 |  |", "| 2.5 | x |"]
+
+
+def test_say_wraps_long_sentences(capsys):
+    from learnenv.display import say
+
+    say("word " * 40)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) > 1 and max(map(len, lines)) <= 88

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-__all__ = ["markdown_table"]
+__all__ = ["markdown_table", "say"]
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]]):
@@ -20,3 +20,11 @@ def markdown_table(rows: Sequence[Mapping[str, Any]]):
     lines += ["| " + " | ".join("" if row[c] is None else str(row[c]) for c in columns) + " |"
               for row in rows]
     return Markdown("\n".join(lines))
+
+
+def say(text: str, width: int = 88) -> None:
+    """Print a computed sentence wrapped to ``width`` columns: notebook output
+    boxes do not wrap, and a long line would hide its end off screen."""
+    import textwrap
+
+    print("\n".join(textwrap.fill(part, width) for part in str(text).split("\n")))
