@@ -454,7 +454,9 @@ def test_every_shipped_environment_loads_with_its_parameters_and_provenance():
         ckpt = pretrained.load_checkpoint(name)
         assert ckpt.kind in kinds.names() and type(env) is kinds.builder(ckpt.kind)
         assert env.num_parameters(params) == ckpt.extra["num_parameters"]
-        assert params.max_steps_in_episode == ckpt.extra["max_steps_in_episode"]
+        # Recorded in extra (SCBs, older SEs) or in the spec (SEs saved by save_se).
+        record = ckpt.extra if "max_steps_in_episode" in ckpt.extra else ckpt.spec
+        assert params.max_steps_in_episode == record["max_steps_in_episode"]
         assert env.name == ckpt.env_name and env.spec() == ckpt.spec
         assert ckpt.provenance["git"]["commit"] and ckpt.provenance["wall_clock_s"] > 0
         raw = serialization.msgpack_restore(io.checkpoint_files(pretrained.path(name))[1].read_bytes())
