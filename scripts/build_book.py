@@ -193,6 +193,9 @@ def main() -> int:
                            env=env, cwd=ROOT)
     if CACHE.exists():
         write_ledger(start)
+        # The page table follows the ledger just written (this build's HTML shows the
+        # table as it was when the build started; the next build shows this one).
+        write_table(json.loads(LEDGER.read_text()))
     if FINGERPRINT.is_file() and inputs_fingerprint() != FINGERPRINT.read_text().strip():
         FINGERPRINT.unlink()  # the inputs changed during the build: trust none of it
     print(f"build_book: {'built' if code == 0 else 'FAILED'}: {ROOT / '_build/html/index.html'}")
