@@ -21,10 +21,11 @@ from gymnax.environments import spaces
 from gymnax.environments.environment import Environment
 
 from learnenv.envs.wrappers import (EpisodeStatistics, FlattenObservation,
-                                    NormalizeObservation, Wrapper)
+                                    NormalizeObservation, SelectObservation, Wrapper)
 
 __all__ = ["make", "names", "is_discrete", "action_dim", "observation_shape", "Environment",
-           "Wrapper", "EpisodeStatistics", "NormalizeObservation", "FlattenObservation"]
+           "Wrapper", "EpisodeStatistics", "NormalizeObservation", "FlattenObservation",
+           "SelectObservation"]
 
 BRAX_PREFIX = "brax/"
 
@@ -50,8 +51,15 @@ def make(name: str, **kwargs: Any) -> tuple[Environment, Any]:
 
     ``kwargs`` go to the environment's constructor; for gymnax environments a
     keyword that matches a field of the default params (for example
-    ``max_steps_in_episode=200``) replaces that field instead.
+    ``max_steps_in_episode=200``) replaces that field instead. ``observe`` (a
+    list of indices) keeps only those observation components
+    (:class:`~learnenv.envs.wrappers.SelectObservation`): ``make("CartPole-v1",
+    observe=[0, 2])`` is CartPole without its velocities.
     """
+    observe = kwargs.pop("observe", None)
+    if observe is not None:
+        env, env_params = make(name, **kwargs)
+        return SelectObservation(env, observe), env_params
     if name.startswith(BRAX_PREFIX):
         from learnenv.envs.brax_adapter import make_brax
 

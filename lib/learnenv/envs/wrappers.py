@@ -10,7 +10,7 @@ no auto-reset wrapper here; the brax adapter inherits the same behaviour.
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -126,6 +126,41 @@ class FlattenObservation(Wrapper):
         )
         info = {**info, "final_observation": jnp.ravel(info["final_observation"])}
         return jnp.ravel(obs).astype(jnp.float32), state, reward, terminated, truncated, info
+
+
+class SelectObservation(Wrapper):
+    """Keeps only some components of a flat observation: a partially observed task.
+
+    CartPole-v1 observed as ``(x, theta)`` without the two velocities is the
+    standard test of temporal dependencies: from one observation the next one is
+    not predictable, from a short history it is.
+    """
+
+    def __init__(self, env: Environment, indices: Sequence[int]):
+        super().__init__(env)
+        size = int(env.observation_space(env.default_params).shape[0])
+        indices = tuple(int(i) for i in indices)
+        if not indices or len(set(indices)) != len(indices) or not all(0 <= i < size for i in indices):
+            raise ValueError(f"observe={list(indices)} must be distinct indices in [0, {size}) "
+                             f"of the {size} observation components.")
+        self.indices = indices
+        self._index = jnp.asarray(indices)
+
+    def observation_space(self, params: Any = None):
+        space = self._env.observation_space(params)
+        low, high = jnp.broadcast_to(space.low, space.shape), jnp.broadcast_to(space.high, space.shape)
+        return spaces.Box(low[self._index], high[self._index], (len(self.indices),), space.dtype)
+
+    @partial(jax.jit, static_argnames=("self",))
+    def reset(self, key, params=None):
+        obs, state = self._env.reset(key, params)
+        return obs[..., self._index], state
+
+    @partial(jax.jit, static_argnames=("self",))
+    def step(self, key, state, action, params=None):
+        obs, state, reward, terminated, truncated, info = self._env.step(key, state, action, params)
+        info = {**info, "final_observation": info["final_observation"][..., self._index]}
+        return obs[..., self._index], state, reward, terminated, truncated, info
 
 
 @struct.dataclass
