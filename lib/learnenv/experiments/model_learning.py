@@ -99,7 +99,8 @@ def real_ppo(timesteps: int, eval_every: int, num_seeds: int, key) -> dict:
 
 
 def first_reaching(steps, returns, target: float):
-    """The first step count at which the mean over seeds reaches ``target`` (None: never)."""
+    """The first of ``steps`` at which the mean over seeds of ``returns`` (seeds x
+    points) reaches ``target`` (None: never)."""
     import numpy as np
 
     mean = np.mean(np.asarray(returns), axis=0)
@@ -115,7 +116,7 @@ def run_model_based(config: ModelBasedExperiment, out_dir: Path, key: Any) -> di
     for i, name in enumerate(config.variants):
         res = model_based(config.dyna_config(name), config.num_seeds, jax.random.fold_in(key, i))
         steps = np.mean(res["real_steps"], axis=0)  # mean real steps per iteration
-        res["first_reaching_target"] = first_reaching(steps, np.asarray(res["real_return"]).T,
+        res["first_reaching_target"] = first_reaching(steps, res["real_return"],
                                                       config.target_return)
         results["variants"][name] = res
     base = real_ppo(config.baseline_timesteps, config.baseline_eval_every, config.num_seeds,
