@@ -131,7 +131,17 @@ def test_world_model_environment_is_an_environment_and_saves(family, tmp_path, c
     again = loaded.step(jax.random.key(2), loaded.reset(jax.random.key(1), loaded_params)[1], 1,
                         loaded_params)
     np.testing.assert_allclose(again[0], obs2, rtol=1e-6)
-    # PPO trains in it unchanged (a few updates)
+
+
+def test_ppo_trains_unchanged_in_a_recurrent_model_ensemble(cartpole_data):
+    """The hardest case for the interface: every member's memory lives in the state."""
+    env = WorldModelEnvironment("CartPole-v1", family="recurrent", hidden_sizes=(16,),
+                                ensemble_size=2)
+    nets, stats, _ = make_fit(env.model, FitConfig(steps=5, window=4, ensemble_size=2))(
+        jax.random.key(0), cartpole_data)
+    params = env.fitted_params(nets, stats)
+    _, state = env.reset(jax.random.key(1), params)
+    assert state.memory.shape == (2, 16)
     result = ppo.make_train(ppo.PPOConfig(total_timesteps=512), env, params)(jax.random.key(3))
     assert np.isfinite(np.asarray(result.metrics["policy_loss"])).all()
 
