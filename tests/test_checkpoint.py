@@ -101,6 +101,7 @@ def test_interrupted_run_resumes_bit_identically(tmp_path, reference):
 
     again = run_resumable(_step, _init(), N, tmp_path, config=CONFIG, progress=False)
     assert again.start_iteration == N  # finished runs are returned, not recomputed
+    assert again.wall_clock_s == io.read_meta(again.checkpoint)["extra"]["wall_clock_s"]
     assert _identical(again.state, reference.state) and _identical(again.metrics, reference.metrics)
 
 
@@ -163,6 +164,54 @@ def test_other_run_is_refused(tmp_path):
         run_resumable(_step, bigger, N, tmp_path, config=CONFIG, progress=False)
     with pytest.raises(io.CheckpointError, match="past the num_iterations=2"):
         run_resumable(_step, _init(), 2, tmp_path, config=CONFIG, progress=False)
+
+
+def _init_weights(seed=0, ulp=False):
+    """``_init`` with its float leaf drawn from ``seed`` as a network's weights are (the
+    keys stay): ``ulp`` moves every weight to the next float, as another machine's
+    initialisation from the same seed may."""
+    mean = np.asarray(jax.random.normal(jax.random.key(seed), (3,)))
+    if ulp:
+        mean = np.nextafter(mean, np.float32(np.inf))
+    return dict(_init(), mean=jnp.asarray(mean))
+
+
+def test_run_moved_to_another_machine_resumes(tmp_path):
+    """Floats one ulp apart (a GPU's initialisation resumed on a CPU) pass the check;
+    the state then continues from the checkpoint, bit for bit."""
+    whole = run_resumable(_step, _init_weights(), N, progress=False)
+    run_resumable(_step, _init_weights(), 5, tmp_path, config=CONFIG, progress=False)
+    out = run_resumable(_step, _init_weights(ulp=True), N, tmp_path, config=CONFIG, progress=False)
+    assert out.start_iteration == 5
+    assert _identical(out.state, whole.state) and _identical(out.metrics, whole.metrics)
+
+
+def test_other_seeds_weights_are_refused(tmp_path):
+    run_resumable(_step, _init_weights(), 3, tmp_path, config=CONFIG, progress=False)
+    with pytest.raises(RunMismatchError, match="initial state has different values"):
+        run_resumable(_step, _init_weights(seed=1), N, tmp_path, config=CONFIG, progress=False)
+    far = dict(_init_weights(), mean=_init_weights()["mean"] * 1.001)  # 1e-3: not rounding
+    with pytest.raises(RunMismatchError, match="initial state has different values"):
+        run_resumable(_step, far, N, tmp_path, config=CONFIG, progress=False)
+    with pytest.raises(RunMismatchError, match="initial state has different values"):
+        run_resumable(_step, _init(seed=1), N, tmp_path, config=CONFIG, progress=False)
+
+
+def test_checkpoint_without_summary_is_checked_exactly(tmp_path):
+    """Checkpoints written before the tolerant summary existed keep the exact check."""
+    import json
+
+    first = run_resumable(_step, _init_weights(), 5, tmp_path, config=CONFIG, progress=False)
+    meta_file = first.checkpoint.with_suffix(".json")
+    meta = json.loads(meta_file.read_text())
+    del meta["extra"]["fingerprint"]["init_state_summary"]
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(RunMismatchError, match="initial state has different values"):
+        run_resumable(_step, _init_weights(ulp=True), N, tmp_path, config=CONFIG, progress=False)
+    out = run_resumable(_step, _init_weights(), N, tmp_path, config=CONFIG, progress=False)
+    whole = run_resumable(_step, _init_weights(), N, progress=False)
+    assert out.start_iteration == 5
+    assert _identical(out.state, whole.state) and _identical(out.metrics, whole.metrics)
 
 
 def test_corrupt_latest_falls_back_to_previous(tmp_path, reference):

@@ -24,7 +24,10 @@ again returns it at once, so re-executing a notebook is cheap.
 
 A checkpoint belongs to one run: it stores a fingerprint of the config, of the
 structure of the initial state and of its values (the seed), and refuses to
-resume a different run with a message saying what differs.
+resume a different run with a message saying what differs. The values are
+checked to the bit or, failing that, by a summary that tolerates the last-bit
+differences of floats computed on other hardware, so that a run started on a
+GPU resumes or finishes on a laptop (see :func:`_values_summary`).
 
 Weak types cannot be saved (a loaded array is strongly typed), so the loop
 hands ``step_fn`` strongly typed states only, fresh or resumed: both trace and
@@ -53,6 +56,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from flax import serialization
@@ -116,6 +120,52 @@ def _hash_leaves(tree: Any) -> str:
     return h.hexdigest()
 
 
+SUMMARY_RTOL, SUMMARY_ATOL = 1e-4, 1e-6
+
+
+def _values_summary(tree: Any) -> dict[str, Any]:
+    """What identifies ``tree``'s values across machines: integer and key leaves exactly
+    (their hash), each float leaf by its mean and mean absolute value.
+
+    Why: the same seed initialises networks with floats that differ in their last
+    bits on a GPU and on a CPU, so the exact hash of the initial state cannot tell
+    a run moved to another machine from another run; these summaries agree to about
+    1e-7 between machines but differ by far more between seeds (and the keys, hashed
+    exactly, differ too). Non-finite summaries are kept as text ("inf", "nan").
+    """
+    leaves = [jax.random.key_data(x) if io.is_prng_key(x) else x
+              for x in jax.tree_util.tree_leaves(tree)]
+    floats, others = [], []
+    for leaf in leaves:
+        arr = np.asarray(leaf)
+        if not jnp.issubdtype(arr.dtype, jnp.floating):
+            others.append(arr)
+            continue
+        x = arr.astype(np.float64).ravel()
+        pair = (x.mean(), np.abs(x).mean()) if x.size else (0.0, 0.0)
+        floats.append([float(v) if np.isfinite(v) else str(float(v)) for v in pair])
+    return {"floats": floats, "others_sha256": _hash_leaves(others)}
+
+
+def _summaries_agree(saved: Any, now: Mapping[str, Any]) -> bool:
+    """Same integer bits and every float summary within ``SUMMARY_ATOL + SUMMARY_RTOL *``
+    the leaf's mean absolute value (a checkpoint without a summary: never)."""
+    if not isinstance(saved, Mapping) or saved.get("others_sha256") != now["others_sha256"]:
+        return False
+    pairs = saved.get("floats")
+    if not isinstance(pairs, list) or len(pairs) != len(now["floats"]):
+        return False
+    for old, new in zip(pairs, now["floats"]):
+        if old == new:
+            continue
+        if any(isinstance(v, str) for v in (*old, *new)):  # "inf" or "nan" must match
+            return False
+        tolerance = SUMMARY_ATOL + SUMMARY_RTOL * max(abs(old[1]), abs(new[1]))
+        if any(abs(a - b) > tolerance for a, b in zip(old, new)):
+            return False
+    return True
+
+
 def _fingerprint(config: Any, fingerprint: Any, init_state: Any,
                  extendable: tuple[str, ...] = ()) -> dict[str, Any]:
     meta = io.config_meta(config)
@@ -126,6 +176,7 @@ def _fingerprint(config: Any, fingerprint: Any, init_state: Any,
         "fingerprint": io.to_jsonable(fingerprint),
         "state_structure": io.tree_spec(init_state),
         "init_state_sha256": _hash_leaves(init_state),
+        "init_state_summary": _values_summary(init_state),
     }
 
 
@@ -151,7 +202,9 @@ def _check_fingerprint(saved: Mapping[str, Any], now: Mapping[str, Any], where: 
     problems = [f"{what} ({_first_diff(saved.get(entry), now[entry])})"
                 for entry, what in checks if saved.get(entry) != now[entry]]
     same_structure = saved.get("state_structure") == now["state_structure"]
-    if same_structure and saved.get("init_state_sha256") != now["init_state_sha256"]:
+    same_values = (saved.get("init_state_sha256") == now["init_state_sha256"]
+                   or _summaries_agree(saved.get("init_state_summary"), now["init_state_summary"]))
+    if same_structure and not same_values:
         problems.append("the initial state has different values (another seed or initialisation?)")
     if problems:
         raise RunMismatchError(
@@ -353,6 +406,7 @@ def run_resumable(
         metrics=_concat(saved_metrics, history),
         start_iteration=start,
         num_iterations=num_iterations,
-        wall_clock_s=elapsed_before + time.perf_counter() - t_start,
+        # a finished run read back did no work: its time stays the checkpoint's
+        wall_clock_s=elapsed_before + (time.perf_counter() - t_start if done > start else 0.0),
         checkpoint=last_path,
     )
