@@ -55,12 +55,14 @@ FULL_ESTIMATES = {
     "imitating-nes": "estimate, not measured: about 1 h (up to 200 generations of 32 agents)",
     "synthetic-bandits": "estimate, not measured: hours (paper-scale SNES, 300 generations "
                          "of 128 members)",
+    "model-learning": "estimate, not measured: about 30 min (the full presets' longer fits "
+                      "and 32 seeds)",
 }
 TITLES = {
     "introduction": "Why learn environments?", "primer": "Environments as functions",
     "imitating-nes": "Imitating environments with NES",
     "synthetic-bandits": "Discovering environments: synthetic contextual bandits",
-    "model-learning": "Learning the parts of an environment (planned)",
+    "model-learning": "Learning the parts of an environment",
     "video-rewards": "Rewards from video prediction (planned)",
     "genie": "Generative interactive environments (planned)",
     "interactive-simulators": "Interactive simulators (planned)",

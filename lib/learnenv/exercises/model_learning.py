@@ -202,3 +202,68 @@ register(Exercise(
             "different pairs at the two lengths. Strong answers propose a test (more labels, "
             "length 3) and a task where single frames cannot express the preference (a gait).",
 ))
+
+
+def check_probe_r2(probe_r2) -> str:
+    """Against the library's probe on a linear target with an offset and on pure noise."""
+    from learnenv.exercises import assert_close
+    from learnenv.worldmodels.abstraction import linear_probe_r2
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(64, 36))
+    linear = features @ rng.normal(size=(36, 1)) + 5.0
+    targets = np.concatenate([linear, rng.normal(size=(64, 2))], axis=1)
+    got = np.asarray(probe_r2(features, targets), float)
+    assert_close("R² per target column", got, linear_probe_r2(features, targets),
+                 "a linear target with offset 5 and two noise columns (64 rows, 36 features)",
+                 atol=0.02, rtol=0.0)
+    return f"R² {np.round(got, 2).tolist()} (linear target, then two noise columns)"
+
+
+register(Exercise(
+    label="ex-ml-probe", chapter="model-learning",
+    objective="Measure what a learned abstraction keeps with a held-out linear probe.",
+    minutes=20, difficulty="easy",
+    grading="The check covers the function. A complete answer says why R² must be measured on "
+            "held-out rows (with 36 features and 32 training rows, noise targets fit almost "
+            "perfectly in-sample).",
+    names=("probe_r2",),
+    stub='''\
+import numpy as np
+
+
+def probe_r2(features, targets):
+    """R² of a ridge fit (with bias) on the first half of the rows, per target column,
+    measured on the second half."""
+    raise NotImplementedError("Exercise {n}: write probe_r2 (see the exercise text)")
+''',
+    check=check_probe_r2,
+    mutants=(("residual = targets[split:] - x[split:] @ w",
+              "residual = targets[:split] - x[:split] @ w"),
+             ("x[:split].T @ targets[:split])", "x[:split].T @ targets[split:])")),
+))
+
+register(Exercise(
+    label="ex-ml-option-discount", chapter="model-learning",
+    objective="Work out what an agent's discount means once its actions last several steps.",
+    minutes=20, difficulty="medium",
+    grading="Full marks: 0.99 per 16-step option is 0.99^(1/16) ≈ 0.9994 per primitive step, a "
+            "horizon of about 1/(1-0.99) = 100 options = 1,600 primitive steps, longer than the "
+            "200-step episode. The semi-MDP discount gamma^16 per option restores the primitive "
+            "horizon but changes neither the exploration effect (it comes from the action set) "
+            "nor the resolution limit (coarser control); it mainly changes how strongly the "
+            "value prefers arriving sooner. Partial credit for the horizon computation alone.",
+))
+
+register(Exercise(
+    label="ex-ml-standardise", chapter="model-learning",
+    objective="Decide whether the autoencoder's failure is one of units or of the objective.",
+    minutes=30, difficulty="hard",
+    grading="A linear autoencoder keeps the top principal components. After standardisation "
+            "the 32 independent distractors have variance 1 each, while CartPole's components "
+            "are correlated under a random policy (position with velocity, angle with angular "
+            "velocity), so their leading components exceed 1 and are kept first: the failure "
+            "was largely one of units. Full marks also note that distractors with correlated "
+            "structure would defeat standardisation again, and that the predictive objective "
+            "does not depend on the observation's units.",
+))
