@@ -260,10 +260,10 @@ register(Exercise(
     objective="Decide whether the autoencoder's failure is one of units or of the objective.",
     minutes=30, difficulty="hard",
     grading="A linear autoencoder keeps the top principal components. After standardisation "
-            "the 32 independent distractors have variance 1 each, while CartPole's components "
-            "are correlated under a random policy (position with velocity, angle with angular "
-            "velocity), so their leading components exceed 1 and are kept first: the failure "
-            "was largely one of units. Full marks also note that distractors with correlated "
-            "structure would defeat standardisation again, and that the predictive objective "
-            "does not depend on the observation's units.",
+            "the 32 independent distractors have variance 1 each; CartPole's components are "
+            "correlated under a random policy, so two principal components of the state have "
+            "variance 1 + rho (kept) and two 1 - rho (lost to the noise): standardising should "
+            "save part of the state, not all of it. Full marks need the test's numbers next to "
+            "this expectation, and note that correlated distractors would defeat "
+            "standardisation while the predictive objective does not depend on units.",
 ))

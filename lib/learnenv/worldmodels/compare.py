@@ -225,10 +225,10 @@ def wishes_table(out: dict, config: FamiliesConfig) -> list[dict]:
             "temporal: error w/o velocities": f"{out['partial'][family]:.3f}",
             f"easy: transitions to {config.ease_threshold}": (f"{reached[0]:,}" if reached
                                                               else "not reached"),
-            "easy: fit (s)": f"{out['fit_seconds'][family]:.1f}",
-            f"complex: {rich} error, 1 / 50 steps": (
+            "easy: fit s": f"{out['fit_seconds'][family]:.1f}",
+            f"complex: {rich} 1 / 50 steps": (
                 f"{out['one_step'][rich][family]['state_rmse']:.3f} / "
                 f"{out['curves'][rich][family][min(49, config.horizon - 1)]:.3f}"),
-            "fast: steps/s (real = 1)": f"{out['speed'][family] / out['speed']['real']:.2f}",
+            "fast: x real": f"{out['speed'][family] / out['speed']['real']:.2f}",
         })
     return rows
