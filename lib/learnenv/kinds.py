@@ -69,8 +69,9 @@ def register(name: str, builder: Callable[..., Any] | None = None):
 
 def _register_builtins() -> None:
     # Imported for their @register decorators; the list is code, never read from a file.
-    for module in ("bandit", "environment", "reward_network", "paper_scb"):
-        importlib.import_module(f"learnenv.synthetic.{module}")
+    for module in ("synthetic.bandit", "synthetic.environment", "synthetic.reward_network",
+                   "synthetic.paper_scb", "worldmodels.environment", "rewards.video"):
+        importlib.import_module(f"learnenv.{module}")
 
 
 def builder(name: str) -> Callable[..., Any]:

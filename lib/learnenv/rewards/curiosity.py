@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -93,14 +93,19 @@ class Curiosity(Wrapper):
     layers of both networks and ``features`` the size of RND's random features.
     Image-like observations are flattened for the networks (use them scaled to
     [0, 1]); the observations the agent sees and the spaces are unchanged.
-    ``info`` gains ``extrinsic_reward``, ``novelty`` (raw) and ``bonus`` (scaled).
+    ``view`` (a function of one observation) changes what the networks see,
+    e.g. a renderer for a bonus on frames (the VIPER chapter), while the agent
+    still sees states.
+    ``info`` gains ``novelty`` (raw), ``bonus`` (scaled) and ``extrinsic_reward``:
+    the task's reward, kept from an inner wrapper's ``info`` when it has one.
     Only :meth:`reset` initialises the networks (from its key), so keep it for
     the start of training, as the agents of the engine do.
     """
 
     def __init__(self, env: Environment, env_params: Any = None, kind: str = "rnd",
                  beta: float = 0.1, learning_rate: float = 1e-3,
-                 hidden_sizes: Sequence[int] = (64, 64), features: int = 32):
+                 hidden_sizes: Sequence[int] = (64, 64), features: int = 32,
+                 view: Callable[[jax.Array], jax.Array] | None = None):
         super().__init__(env)
         if kind not in KINDS:
             raise ValueError(f"Curiosity: unknown kind {kind!r}; valid kinds: {', '.join(KINDS)}.")
@@ -112,8 +117,13 @@ class Curiosity(Wrapper):
             raise ValueError(f"Curiosity: features={features!r} must be a positive int.")
         check_hidden_sizes("Curiosity", tuple(hidden_sizes))
         params = env.default_params if env_params is None else env_params
+        if view is not None and not callable(view):
+            raise TypeError(f"Curiosity: view must be a function of an observation, not "
+                            f"{type(view).__name__}.")
         self.kind, self.beta = kind, float(beta)
-        self.obs_size = math.prod(env.observation_space(params).shape)
+        self._view = view
+        example = jnp.zeros(env.observation_space(params).shape, jnp.float32)
+        self.obs_size = math.prod(jax.eval_shape(self._flat, example).shape)
         space = env.action_space(params)
         self._discrete = int(space.n) if isinstance(space, spaces.Discrete) else None
         self._action_size = self._discrete or math.prod(space.shape)
@@ -121,6 +131,11 @@ class Curiosity(Wrapper):
         self._predictor = _Net(tuple(hidden_sizes), out)
         self._target = _Net(tuple(hidden_sizes), features)
         self._tx = optax.adam(learning_rate)
+
+    def _flat(self, obs):
+        """What the networks see of one observation, as a flat float vector."""
+        obs = jnp.asarray(obs, jnp.float32)
+        return jnp.ravel(obs if self._view is None else self._view(obs)).astype(jnp.float32)
 
     def _input(self, obs, action):
         """What the predictor sees: s' for RND, (s, a) for the forward model."""
@@ -142,7 +157,7 @@ class Curiosity(Wrapper):
     def reset(self, key, params=None):
         env_key, predictor_key, target_key = jax.random.split(key, 3)
         obs, env_state = self._env.reset(env_key, params)
-        flat = jnp.ravel(obs).astype(jnp.float32)
+        flat = self._flat(obs)
         example = self._input(flat, jnp.zeros((), jnp.int32) if self._discrete
                               else jnp.zeros(self._action_size))
         predictor = self._predictor.init(predictor_key, example)
@@ -158,15 +173,16 @@ class Curiosity(Wrapper):
             key, state.env_state, action, params
         )
         # The real next state, also when the episode ended and obs is a new episode's.
-        next_obs = jnp.ravel(info["final_observation"]).astype(jnp.float32)
+        next_obs = self._flat(info["final_observation"])
         novelty, grads = jax.value_and_grad(self.novelty)(
             state.predictor, state.target, state.obs, action, next_obs)
         updates, opt_state = self._tx.update(grads, state.opt_state, state.predictor)
         count = state.count + 1.0
         mean_sq = state.mean_sq + (jnp.square(novelty) - state.mean_sq) / count
         bonus = novelty / jnp.sqrt(mean_sq + 1e-12)
-        state = state.replace(env_state=env_state, obs=jnp.ravel(obs).astype(jnp.float32),
+        state = state.replace(env_state=env_state, obs=self._flat(obs),
                               predictor=optax.apply_updates(state.predictor, updates),
                               opt_state=opt_state, mean_sq=mean_sq, count=count)
-        info = {**info, "extrinsic_reward": reward, "novelty": novelty, "bonus": bonus}
+        info = {**info, "extrinsic_reward": info.get("extrinsic_reward", reward),
+                "novelty": novelty, "bonus": bonus}
         return obs, state, reward + self.beta * bonus, terminated, truncated, info
