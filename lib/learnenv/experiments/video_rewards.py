@@ -72,7 +72,7 @@ class VideoRewards(Config):
     floor: float = field(-10.0, high=1.0, high_inclusive=False,
                          doc="lowest rescaled reward (viper_rl clips at 0; -10 keeps a slope)")
     beta: float = field(0.5, low=0.0, doc="weight of the frame-curiosity bonus (bonus arm)")
-    ppo_timesteps: int = field(300_000, low=1, doc="env steps per PPO agent")
+    ppo_timesteps: int = field(1_000_000, low=1, doc="env steps per PPO agent")
     # CartPole, the pitfall
     cartpole_expert_steps: int = field(200_000, low=1, doc="PPO steps of the CartPole expert")
     cartpole_timesteps: int = field(100_000, low=1, doc="env steps per PPO agent, each sign")
@@ -83,7 +83,7 @@ PRESETS = {
     "full": VideoRewards(num_seeds=8, expert_steps=50_000, expert_episodes=256, frame_size=32,
                          patch=8, num_codes=256, context=4, d_model=128, num_layers=4,
                          num_heads=8, tokenizer_steps=5_000, prior_steps=20_000,
-                         ppo_timesteps=2_000_000, cartpole_expert_steps=500_000,
+                         ppo_timesteps=5_000_000, cartpole_expert_steps=500_000,
                          cartpole_timesteps=500_000),
 }
 
