@@ -57,13 +57,15 @@ FULL_ESTIMATES = {
                          "of 128 members)",
     "model-learning": "estimate, not measured: about 30 min (the full presets' longer fits "
                       "and 32 seeds)",
+    "video-rewards": "estimate, not measured: about 10 min (live fits at the full "
+                     "preset's size; the agents come from the shipped quick run)",
 }
 TITLES = {
     "introduction": "Why learn environments?", "primer": "Environments as functions",
     "imitating-nes": "Imitating environments with NES",
     "synthetic-bandits": "Discovering environments: synthetic contextual bandits",
     "model-learning": "Learning the parts of an environment",
-    "video-rewards": "Rewards from video prediction (planned)",
+    "video-rewards": "Rewards from video prediction",
     "genie": "Generative interactive environments (planned)",
     "interactive-simulators": "Interactive simulators (planned)",
     "practicalities": "Practicalities and future directions (planned)",

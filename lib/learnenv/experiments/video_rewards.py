@@ -144,6 +144,16 @@ def policy_videos(env, env_params, policy, params, key, episodes: int,
                     epsilon=e) for e, k in zip(epsilons, keys)]
 
 
+def expert_videos(env, env_params, policy, params, key, episodes: int):
+    """The videos the video model learns from: the expert's policy as trained, sampling
+    its actions (SAC's Gaussian), so that no two takes of a swing-up are identical,
+    as no two human demonstrations are. A greedy expert repeats one trajectory per
+    start state, and the model then rates every small deviation as unlikely."""
+    from learnenv.worldmodels.data import collect
+
+    return collect(env, env_params, policy, params, key, num_episodes=episodes)
+
+
 def fit_video_model(video, episodes, key):
     """``(params, info, low, high, seconds)``: the fitted model and its expert range."""
     import jax
@@ -287,7 +297,7 @@ def pendulum_arms(config: VideoRewards, models: dict, key) -> dict:
         t0 = time.perf_counter()
         episodes = jax.block_until_ready(
             make_arm(train_env, train_params, env, env_params, cfg)(keys))
-        returns = np.asarray(episodes.returns())
+        returns = np.asarray((episodes.reward * episodes.mask).sum(-1))  # (seeds, episodes)
         arms[name] = {"greedy_return": returns.mean(1), **pendulum_behaviour(episodes),
                       "seconds": time.perf_counter() - t0}
         print(f"{name}: greedy true return per seed {np.round(returns.mean(1), 1)}, "
@@ -314,8 +324,8 @@ def cartpole_pitfall(config: VideoRewards, key) -> dict:
     expert = jax.jit(ppo.make_train(expert_cfg, env, env_params))(expert_key).params
     policy = ppo.make_policy(expert_cfg, env, env_params)
     expert_returns = evaluate(policy, expert, env, env_params, video_key, 32)
-    videos = collect(env, env_params, policy, expert, video_key,
-                     num_episodes=max(config.expert_episodes // 4, 8), greedy=True)
+    videos = expert_videos(env, env_params, policy, expert, video_key,
+                           max(config.expert_episodes // 4, 8))
     video = video_config(config, "CartPole-v1")
     params, _, low, high, _ = fit_video_model(video, videos, fit_key)
     # The diagnostic on CartPole: episodes of different lengths, so the sign matters.
@@ -332,7 +342,7 @@ def cartpole_pitfall(config: VideoRewards, key) -> dict:
     for name, offset in (("r in [0, 1]", 0.0), ("r - 1 in [-1, 0]", -1.0)):
         train_params = viper_env.with_model(params, low, high).replace(offset=offset)
         episodes = make_arm(viper_env, train_params, env, env_params, cfg)(keys)
-        returns = np.asarray(episodes.returns())
+        returns = np.asarray((episodes.reward * episodes.mask).sum(-1))  # (seeds, episodes)
         signs[name] = {"greedy_return": returns.mean(1), "offset": offset}
         print(f"CartPole, {name}: greedy true return per seed {np.round(returns.mean(1), 1)}")
     return {"expert_return": float(expert_returns.mean()), "signs": signs,
@@ -353,18 +363,18 @@ def run(config: VideoRewards, out_dir: Path, key: Any) -> dict[str, Any]:
     policy, expert_params, expert_returns = train_expert(config, expert_key)
     print(f"expert (SAC, {config.expert_steps} steps): greedy return "
           f"{float(expert_returns.mean()):.1f}")
-    expert_videos = policy_videos(env, env_params, policy, expert_params, video_key,
-                                  config.expert_episodes, epsilons=(0.0,))[0]
+    videos = expert_videos(env, env_params, policy, expert_params, video_key,
+                           config.expert_episodes)
     evaluation = policy_videos(env, env_params, policy, expert_params, eval_key,
                                config.eval_episodes)
 
-    more_videos = policy_videos(env, env_params, policy, expert_params, video_key,
-                                4 * config.expert_episodes, epsilons=(0.0,))[0]
+    more_videos = expert_videos(env, env_params, policy, expert_params, video_key,
+                                4 * config.expert_episodes)
     models = {}
     for name, changes, videos in (
-            ("main", {}, expert_videos), ("no subsampling", {"subsample": 1}, expert_videos),
-            ("more videos", {}, more_videos), ("score shown", {"score": True}, expert_videos),
-            ("score masked", {"score": True, "mask_score": True}, expert_videos)):
+            ("main", {}, videos), ("no subsampling", {"subsample": 1}, videos),
+            ("more videos", {}, more_videos), ("score shown", {"score": True}, videos),
+            ("score masked", {"score": True, "mask_score": True}, videos)):
         video = video_config(config, **changes)
         params, info, low, high, seconds = fit_video_model(video, videos, fit_key)
         models[name] = {"video": video, "params": params, "low": low, "high": high,
