@@ -60,8 +60,8 @@ def test_quick_preset_reward_ranks_episodes_like_the_true_return():
     env, env_params = viper.make("Pendulum-v1")
     policy, params, returns = vr.train_expert(config, jax.random.key(0))
     assert float(returns.mean()) >= -200.0  # the expert the issue asks for
-    videos = vr.policy_videos(env, env_params, policy, params, jax.random.key(1),
-                              config.expert_episodes, epsilons=(0.0,))[0]
+    videos = vr.expert_videos(env, env_params, policy, params, jax.random.key(1),
+                              config.expert_episodes)
     video = vr.video_config(config)
     model, _, low, high, _ = vr.fit_video_model(video, videos, jax.random.key(2))
     evaluation = vr.policy_videos(env, env_params, policy, params, jax.random.key(3),

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 __all__ = ["pendulum", "cartpole", "minatar", "mask_score", "renderer", "names",
-           "SCORE_ROWS"]
+           "scene_samples", "SCORE_ROWS"]
 
 SCORE_ROWS = 2  # the bottom rows that hold the score display
 _PENDULUM_MAX_COST = jnp.pi ** 2 + 0.1 * 8.0 ** 2  # Pendulum-v1's cost without the torque term
@@ -120,6 +120,32 @@ def mask_score(frames: jax.Array) -> jax.Array:
 
 
 _RENDERERS: dict[str, Callable] = {"Pendulum-v1": pendulum, "CartPole-v1": cartpole}
+
+
+def _pendulum_states(key, n):
+    angle_key, speed_key = jax.random.split(key)
+    theta = jax.random.uniform(angle_key, (n,), minval=-jnp.pi, maxval=jnp.pi)
+    speed = jax.random.uniform(speed_key, (n,), minval=-8.0, maxval=8.0)
+    return jnp.stack([jnp.cos(theta), jnp.sin(theta), speed], axis=1)
+
+
+def _cartpole_states(key, n):
+    # Positions and angles up to CartPole's termination limits; velocities are not drawn.
+    low = jnp.array([-2.4, -1.0, -0.21, -1.0])
+    return jax.random.uniform(key, (n, 4), minval=low, maxval=-low)
+
+
+_SCENES: dict[str, Callable] = {"Pendulum-v1": _pendulum_states, "CartPole-v1": _cartpole_states}
+
+
+def scene_samples(env_name: str, key: jax.Array, n: int) -> jax.Array:
+    """``n`` observations spread uniformly over what the renderer of ``env_name`` can
+    show (every angle of the pendulum; every cart position and pole angle short of
+    termination): frames of the scene, independent of any policy, for fitting
+    an image tokenizer whose resolution is the same everywhere."""
+    if env_name not in _SCENES:
+        raise ValueError(f"No scene sampler for {env_name!r}; there are: {', '.join(_SCENES)}.")
+    return _SCENES[env_name](key, n)
 
 
 def names() -> list[str]:

@@ -68,6 +68,9 @@ class VideoRewards(Config):
     tokenizer_steps: int = field(1500, low=1)
     prior_steps: int = field(2000, low=1)
     reset_every: int = field(100, low=1, doc="tokenizer steps between dead-code resets")
+    tokenizer_frames: int = field(12_800, low=0,
+                                  doc="frames of the scene the tokenizer learns from (0: the "
+                                      "expert's frames)")
     # the reward and the agents
     floor: float = field(-10.0, high=1.0, high_inclusive=False,
                          doc="lowest rescaled reward (viper_rl clips at 0; -10 keeps a slope)")
@@ -154,14 +157,21 @@ def expert_videos(env, env_params, policy, params, key, episodes: int):
     return collect(env, env_params, policy, params, key, num_episodes=episodes)
 
 
-def fit_video_model(video, episodes, key):
-    """``(params, info, low, high, seconds)``: the fitted model and its expert range."""
+def fit_video_model(video, episodes, key, tokenizer_frames: int = 0):
+    """``(params, info, low, high, seconds)``: the fitted model and its expert range.
+
+    With ``tokenizer_frames > 0`` the tokenizer learns from that many frames of
+    the scene (:func:`learnenv.envs.render.scene_samples`), not from the
+    expert's frames: see the chapter's section on the tokenizer's data."""
     import jax
 
+    from learnenv.envs.render import scene_samples
     from learnenv.rewards import video as viper
 
     t0 = time.perf_counter()
-    params, info = jax.block_until_ready(jax.jit(viper.make_fit(video))(key, episodes))
+    scene = (scene_samples(video.env_name, jax.random.fold_in(key, 1), tokenizer_frames)
+             if tokenizer_frames else None)
+    params, info = jax.block_until_ready(jax.jit(viper.make_fit(video))(key, episodes, scene))
     seconds = time.perf_counter() - t0
     scores = jax.jit(lambda e: viper.step_log_likelihoods(video, params, e))(episodes)
     low, high = viper.expert_range(scores, episodes.mask)
@@ -327,7 +337,7 @@ def cartpole_pitfall(config: VideoRewards, key) -> dict:
     videos = expert_videos(env, env_params, policy, expert, video_key,
                            max(config.expert_episodes // 4, 8))
     video = video_config(config, "CartPole-v1")
-    params, _, low, high, _ = fit_video_model(video, videos, fit_key)
+    params, _, low, high, _ = fit_video_model(video, videos, fit_key, config.tokenizer_frames)
     # The diagnostic on CartPole: episodes of different lengths, so the sign matters.
     evaluation = policy_videos(env, env_params, policy, expert, eval_key, config.eval_episodes)
     d = diagnostic(video, params, low, high, evaluation)
@@ -374,9 +384,11 @@ def run(config: VideoRewards, out_dir: Path, key: Any) -> dict[str, Any]:
     for name, changes, videos in (
             ("main", {}, videos), ("no subsampling", {"subsample": 1}, videos),
             ("more videos", {}, more_videos), ("score shown", {"score": True}, videos),
-            ("score masked", {"score": True, "mask_score": True}, videos)):
+            ("score masked", {"score": True, "mask_score": True}, videos),
+            ("tokenizer on expert frames", {}, videos)):
         video = video_config(config, **changes)
-        params, info, low, high, seconds = fit_video_model(video, videos, fit_key)
+        scene = 0 if name == "tokenizer on expert frames" else config.tokenizer_frames
+        params, info, low, high, seconds = fit_video_model(video, videos, fit_key, scene)
         models[name] = {"video": video, "params": params, "low": low, "high": high,
                         "fit_seconds": seconds,
                         "codes_used": int((np.asarray(info["usage"]) > 0).sum())}

@@ -249,7 +249,14 @@ def expert_range(log_likelihoods: jax.Array, mask: jax.Array, low: float = 0.01,
 
 
 def make_fit(config: VideoConfig):
-    """``fit(key, episodes) -> (params, info)``: tokenizer, then prior. Pure, jittable.
+    """``fit(key, episodes, tokenizer_obs=None) -> (params, info)``: tokenizer, then
+    prior. Pure, jittable.
+
+    The tokenizer learns from the episodes' frames, or from the frames of
+    ``tokenizer_obs`` (observations ``(n, obs_dim)``), e.g. states spread evenly
+    over the scene: a codebook fitted to expert frames spends its codes where
+    the expert spends its time, and finer codes there make the model's
+    likelihood lower exactly on the expert's frames.
 
     ``info`` holds the loss curves (``tokenizer_loss``, ``prior_loss``, per step)
     and the tokenizer's codebook usage on the dataset (``usage``).
@@ -315,12 +322,16 @@ def make_fit(config: VideoConfig):
             jax.random.split(loop_key, config.prior_steps))
         return {**params, "prior": prior_params}, losses
 
-    def fit(key, episodes: Episodes):
+    def fit(key, episodes: Episodes, tokenizer_obs: jax.Array | None = None):
         tok_key, prior_key = jax.random.split(key)
         obs, mask = frame_sequence(episodes)
         images = frames(config, obs)
-        tokenizer_params, tokenizer_loss = fit_tokenizer(
-            tok_key, images.reshape((-1,) + images.shape[-2:]), mask.reshape(-1))
+        if tokenizer_obs is None:
+            tokenizer_images, weights = images.reshape((-1,) + images.shape[-2:]), mask.reshape(-1)
+        else:
+            tokenizer_images = frames(config, tokenizer_obs)
+            weights = jnp.ones(tokenizer_images.shape[0])
+        tokenizer_params, tokenizer_loss = fit_tokenizer(tok_key, tokenizer_images, weights)
         params = {"tokenizer": tokenizer_params}
         codes = tokenize(config, params, images)
         params, prior_loss = fit_prior(prior_key, params, codes, mask)
