@@ -453,6 +453,16 @@ def test_every_shipped_environment_loads_with_its_parameters_and_provenance():
         env, params = pretrained.load(name)
         ckpt = pretrained.load_checkpoint(name)
         assert ckpt.kind in kinds.names() and type(env) is kinds.builder(ckpt.kind)
+        if ckpt.kind == "video-reward":
+            # A real environment with a learned reward: no network_params of its own, its
+            # video model in reward_params; the run's record is the shipped result file.
+            assert env.name == ckpt.env_name and env.spec() == ckpt.spec
+            assert ckpt.provenance["git"]["commit"]
+            raw = serialization.msgpack_restore(
+                io.checkpoint_files(pretrained.path(name))[1].read_bytes())
+            _assert_identical(jax.tree.map(jnp.asarray, raw["env_params"]["reward_params"]),
+                              params.reward_params)
+            continue
         assert env.num_parameters(params) == ckpt.extra["num_parameters"]
         # Recorded in extra (SCBs, older SEs) or in the spec (SEs saved by save_se).
         record = ckpt.extra if "max_steps_in_episode" in ckpt.extra else ckpt.spec

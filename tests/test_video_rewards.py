@@ -18,7 +18,7 @@ import pytest
 from learnenv import envs
 from learnenv.agents import ppo
 from learnenv.envs import render
-from learnenv.io import (CheckpointError, TemplateMismatchError, load_environment,
+from learnenv.io import (CheckpointError, load_environment,
                          save_environment)
 from learnenv.nets import vq
 from learnenv.nets.transformer import CausalTransformer, token_log_probs
@@ -586,3 +586,16 @@ def test_curiosity_view_must_be_callable():
     env, env_params = envs.make("Pendulum-v1")
     with pytest.raises(TypeError, match="view must be a function"):
         Curiosity(env, env_params, view="pixels")
+
+
+def test_scene_samples_cover_every_angle_and_reject_unknown_envs():
+    states = np.asarray(render.scene_samples("Pendulum-v1", jax.random.key(0), 4000))
+    assert states.shape == (4000, 3)
+    np.testing.assert_allclose(states[:, 0] ** 2 + states[:, 1] ** 2, 1.0, atol=1e-5)
+    angles = np.arctan2(states[:, 1], states[:, 0])
+    counts, _ = np.histogram(angles, bins=8, range=(-np.pi, np.pi))
+    assert counts.min() > 0.7 * counts.mean()  # uniform over the circle, not the expert's top
+    cart = np.asarray(render.scene_samples("CartPole-v1", jax.random.key(1), 1000))
+    assert np.abs(cart[:, 0]).max() <= 2.4 and np.abs(cart[:, 2]).max() <= 0.21
+    with pytest.raises(ValueError, match="scene sampler"):
+        render.scene_samples("Acrobot-v1", jax.random.key(0), 3)

@@ -63,10 +63,11 @@ def test_quick_preset_reward_ranks_episodes_like_the_true_return():
     videos = vr.expert_videos(env, env_params, policy, params, jax.random.key(1),
                               config.expert_episodes)
     video = vr.video_config(config)
-    model, _, low, high, _ = vr.fit_video_model(video, videos, jax.random.key(2))
+    model, _, low, high, _ = vr.fit_video_model(video, videos, jax.random.key(2),
+                                                config.tokenizer_frames)
     evaluation = vr.policy_videos(env, env_params, policy, params, jax.random.key(3),
                                   config.eval_episodes)
-    d = vr.diagnostic(video, model, low, high, evaluation)
+    d = vr.diagnostic(video, model, low, high, evaluation, config.floor)
     assert d["spearman_reward"] >= 0.8, d["spearman_reward"]
     # The expert's episodes earn more reward than the random policy's.
     assert np.mean(d["reward_return"][0]) > np.mean(d["reward_return"][-1])

@@ -67,17 +67,21 @@ def register(name: str, builder: Callable[..., Any] | None = None):
     return builder
 
 
-def _register_builtins() -> None:
-    # Imported for their @register decorators; the list is code, never read from a file.
-    for module in ("synthetic.bandit", "synthetic.environment", "synthetic.reward_network",
-                   "synthetic.paper_scb", "worldmodels.environment", "rewards.video"):
-        importlib.import_module(f"learnenv.{module}")
+# The kinds defined in learnenv, and the module whose import registers each (the list is
+# code, never read from a file). A kind's module is imported only when that kind is asked
+# for, so loading a checkpoint imports its own code and nothing else.
+_BUILTINS: dict[str, str] = {
+    "se": "synthetic.environment", "reward-network": "synthetic.reward_network",
+    "scb": "synthetic.bandit", "synthetic-mdp": "synthetic.bandit",
+    "paper-scb": "synthetic.paper_scb", "world-model": "worldmodels.environment",
+    "video-reward": "rewards.video",
+}
 
 
 def builder(name: str) -> Callable[..., Any]:
     """The builder registered under ``name``; an unknown name lists the known ones."""
-    if isinstance(name, str) and name not in _BUILDERS:
-        _register_builtins()
+    if isinstance(name, str) and name not in _BUILDERS and name in _BUILTINS:
+        importlib.import_module(f"learnenv.{_BUILTINS[name]}")
     if not isinstance(name, str) or name not in _BUILDERS:
         raise UnknownKindError(f"Unknown kind {name!r}; registered kinds: {', '.join(names())}.")
     return _BUILDERS[name]
@@ -89,6 +93,5 @@ def build(name: str, spec: Mapping[str, Any]) -> Any:
 
 
 def names() -> list[str]:
-    """Every registered kind, sorted."""
-    _register_builtins()
-    return sorted(_BUILDERS)
+    """Every registered kind, sorted: learnenv's own (imported or not) and any other."""
+    return sorted(set(_BUILDERS) | set(_BUILTINS))

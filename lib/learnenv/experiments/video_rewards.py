@@ -326,7 +326,6 @@ def cartpole_pitfall(config: VideoRewards, key) -> dict:
     from learnenv.agents import ppo
     from learnenv.agents.base import evaluate
     from learnenv.rewards.video import VideoReward
-    from learnenv.worldmodels.data import collect
 
     env, env_params = envs.make("CartPole-v1")
     expert_key, video_key, eval_key, fit_key, arm_key = jax.random.split(key, 5)
