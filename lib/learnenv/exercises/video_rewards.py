@@ -105,7 +105,8 @@ register(Exercise(
             "policy's mean reward, for s = 1, 2, 4 (one fitted model each, same data and "
             "key). The answer reads the trend off its own numbers and explains it: with "
             "frames further apart the expert's frames change more between context and "
-            "target, so 'nothing changes' becomes a less likely prediction. It notes that "
+            "target, so 'nothing changes' becomes a less likely prediction. It leaves "
+            "upright out (still and upright is the expert's behaviour at any s) and notes that "
             "the static reward also depends on how often the expert videos show a slow "
             "pendulum near the bottom (the starts of episodes).",
 ))

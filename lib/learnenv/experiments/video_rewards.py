@@ -365,6 +365,7 @@ def run(config: VideoRewards, out_dir: Path, key: Any) -> dict[str, Any]:
     import numpy as np
 
     from learnenv import envs
+    from learnenv.rewards import video as viper
 
     t_start = time.perf_counter()
     expert_key, video_key, eval_key, fit_key, arm_key, cart_key = jax.random.split(key, 6)
@@ -401,7 +402,11 @@ def run(config: VideoRewards, out_dir: Path, key: Any) -> dict[str, Any]:
             video = m["video"].replace(likelihood=likelihood)
             if likelihood != "joint" and name != "main":
                 continue
-            d = diagnostic(video, m["params"], m["low"], m["high"], evaluation, config.floor)
+            low, high = m["low"], m["high"]
+            if likelihood != m["video"].likelihood:  # another score needs its own expert range
+                scores = viper.step_log_likelihoods(video, m["params"], videos)
+                low, high = map(float, viper.expert_range(scores, videos.mask))
+            d = diagnostic(video, m["params"], low, high, evaluation, config.floor)
             diagnostics[f"{name}, {likelihood}"] = d
             print(f"diagnostic ({name}, {likelihood}): Spearman {d['spearman_reward']:.3f}")
 
