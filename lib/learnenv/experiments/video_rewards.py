@@ -307,7 +307,7 @@ def pendulum_arms(config: VideoRewards, models: dict, key) -> dict:
         t0 = time.perf_counter()
         episodes = jax.block_until_ready(
             make_arm(train_env, train_params, env, env_params, cfg)(keys))
-        returns = np.asarray((episodes.reward * episodes.mask).sum(-1))  # (seeds, episodes)
+        returns = np.asarray(episodes.returns())  # (seeds, episodes)
         arms[name] = {"greedy_return": returns.mean(1), **pendulum_behaviour(episodes),
                       "seconds": time.perf_counter() - t0}
         print(f"{name}: greedy true return per seed {np.round(returns.mean(1), 1)}, "
@@ -351,7 +351,7 @@ def cartpole_pitfall(config: VideoRewards, key) -> dict:
     for name, offset in (("r in [0, 1]", 0.0), ("r - 1 in [-1, 0]", -1.0)):
         train_params = viper_env.with_model(params, low, high).replace(offset=offset)
         episodes = make_arm(viper_env, train_params, env, env_params, cfg)(keys)
-        returns = np.asarray((episodes.reward * episodes.mask).sum(-1))  # (seeds, episodes)
+        returns = np.asarray(episodes.returns())  # (seeds, episodes)
         signs[name] = {"greedy_return": returns.mean(1), "offset": offset}
         print(f"CartPole, {name}: greedy true return per seed {np.round(returns.mean(1), 1)}")
     return {"expert_return": float(expert_returns.mean()), "signs": signs,

@@ -47,10 +47,12 @@ class Episodes:
         return int(self.mask.sum())
 
     def lengths(self) -> jax.Array:
-        return self.mask.sum(axis=1)
+        """Real steps per episode; the time axis is the last, so a vmapped batch of
+        datasets ``(seeds, episodes, T)`` gives ``(seeds, episodes)``."""
+        return self.mask.sum(axis=-1)
 
     def returns(self) -> jax.Array:
-        return (self.reward * self.mask).sum(axis=1)
+        return (self.reward * self.mask).sum(axis=-1)
 
     def take(self, index) -> "Episodes":
         """Some episodes (an index array or a slice)."""
