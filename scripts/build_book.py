@@ -59,6 +59,10 @@ FULL_ESTIMATES = {
                       "and 32 seeds)",
     "video-rewards": "estimate, not measured: about 10 min (live fits at the full "
                      "preset's size; the agents come from the shipped quick run)",
+    "interactive-simulators": "estimate, not measured: minutes (the live fit and the "
+                              "rollouts on a GPU; the agents come from the shipped quick run)",
+    "genie": "estimate, not measured: minutes (the live LAM fit and the rollouts on a GPU; "
+             "the agents come from the shipped quick run)",
 }
 TITLES = {
     "introduction": "Why learn environments?", "primer": "Environments as functions",
@@ -66,8 +70,8 @@ TITLES = {
     "synthetic-bandits": "Discovering environments: synthetic contextual bandits",
     "model-learning": "Learning the parts of an environment",
     "video-rewards": "Rewards from video prediction",
-    "genie": "Generative interactive environments (planned)",
-    "interactive-simulators": "Interactive simulators (planned)",
+    "genie": "Generative interactive environments",
+    "interactive-simulators": "Interactive simulators from action-conditioned diffusion",
     "practicalities": "Practicalities and future directions (planned)",
 }
 

@@ -167,13 +167,18 @@ def build_wheel(python: str, source: Path, dest: Path) -> Path:
 
 
 def fake_colab(folder: Path) -> Path:
-    """A folder holding a stand-in ``google.colab`` package: empty modules of the
-    names libraries import once they see it (jax: ``google.colab.output``).
+    """A folder holding a stand-in ``google.colab`` package: the modules libraries
+    import once they see it (jax: ``google.colab.output``), empty but for the set-up
+    cell's ``output.enable_custom_widget_manager``.
     ``google`` stays a namespace package, so a real google.protobuf still imports."""
     package = folder / "google" / "colab"
     package.mkdir(parents=True)
     for module in ("__init__", "output"):
         (package / f"{module}.py").write_text('"""Stand-in for Colab\'s module, for the install check."""\n')
+    # The set-up cell enables Colab's widget manager (the chapters' play panels).
+    (package / "output.py").write_text(
+        '"""Stand-in for Colab\'s module, for the install check."""\n\n\n'
+        'def enable_custom_widget_manager():\n    """Colab\'s switch for ipywidgets; nothing to do here."""\n')
     return folder
 
 

@@ -70,7 +70,11 @@ if "google.colab" in sys.modules:
         )
     # The SCB paper's published bandits are data files of this package (learnenv[paper]);
     # learnenv reads them and never imports it, so its dependencies are not needed.
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "{paper}"])'''
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "{paper}"])
+    # Colab shows ipywidgets (the chapters' play panels) only with its custom widget manager.
+    from google.colab import output
+
+    output.enable_custom_widget_manager()'''
 
 
 def repository(config_path: Path = CONFIG) -> tuple[str, str]:

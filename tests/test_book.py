@@ -176,9 +176,15 @@ def test_setup_cell_on_colab_installs_repo_and_keeps_jax(monkeypatch):
         return Done()
 
     monkeypatch.setattr(subprocess, "run", fake_run)
-    monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
+    colab, output = type(sys)("google.colab"), type(sys)("google.colab.output")
+    widget_managers = []
+    output.enable_custom_widget_manager = lambda: widget_managers.append(True)
+    colab.output = output
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setitem(sys.modules, "google.colab.output", output)
     monkeypatch.delenv(sync.INSTALL_SPEC_ENV, raising=False)
     exec(sync.setup_cell_source(), {})
+    assert widget_managers == [True]  # the play panels need Colab's widget manager
     cmd, paper = calls
     assert cmd[:4] == [sys.executable, "-m", "pip", "install"]
     assert sync.install_spec(*sync.repository()) in cmd

@@ -8,6 +8,7 @@ every seeded wrong solution (the exercise's mutants).
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -139,19 +140,64 @@ def test_instructor_guide_tables_are_current():
     assert sync_notebooks.write_instructor_tables(check=True) == [], "run `make sync`"
 
 
+CHECK = "exercises.check("  # a check cell: gets the student's names (stubs, in a student notebook)
+
+
+def _names(source: str) -> tuple[set[str], set[str]]:
+    """The names a code cell binds anywhere in it, and the other names it reads."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    bound, read = set(), set()
+    for node in ast.walk(ast.parse(TransformerManager().transform_cell(source))):
+        if isinstance(node, ast.Name):
+            (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return bound, read - bound
+
+
+@pytest.mark.parametrize("chapter", sorted(CHAPTERS))
+def test_no_chapter_cell_needs_a_solution(chapter):
+    """A student notebook has no solutions: no cell outside them may read a name that
+    only a solution binds (the check cells read the stubs' names, on purpose)."""
+    nb = NOTEBOOKS[chapter]
+    inside = {i for parts in student.solution_regions(nb).values() for i, _ in parts}
+    code = {i: (c.source, *_names(c.source)) for i, c in enumerate(nb.cells)
+            if c.cell_type == "code"}  # index: (source, bound, read), each cell parsed once
+    only = (set().union(*[b for i, (_, b, _) in code.items() if i in inside])
+            - set().union(*[b for i, (_, b, _) in code.items() if i not in inside]))
+    for i, (source, _, read) in code.items():
+        if i not in inside and CHECK not in source:
+            needs = read & only
+            assert not needs, f"{chapter}: cell {i} reads {sorted(needs)}, bound only in a solution"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("chapter", sorted(CHAPTERS))
 def test_student_notebook_runs_top_to_bottom(chapter, tmp_path, monkeypatch):
-    """Only the stubs may raise, and they raise only when called: checks say 'not done'."""
+    """Only the stubs may raise, and they raise only when called: checks say 'not done'.
+
+    A student notebook is its chapter's code cells with each solution replaced by a
+    stub and an empty cell. The chapter's cells run in the book build, which this
+    test suite executes once; here run the cells whose behaviour differs: the set-up,
+    the stubs, the empty cells and the check cells (now given the stubs), in order, in
+    a fresh kernel. With the test above (no chapter cell needs a solution), that
+    covers a student's run from top to bottom without executing every chapter twice."""
     from nbclient import NotebookClient
 
     monkeypatch.setenv("LEARNENV_RUNS_DIR", str(tmp_path))  # no resuming of other runs
 
     nb = nbformat.read(student.STUDENT / f"{chapter}.ipynb", as_version=4)
-    NotebookClient(nb, timeout=1200, kernel_name="python3",
+    book = {c.source for c in NOTEBOOKS[chapter].cells if c.cell_type == "code"}
+    nb.cells = [c for c in nb.cells
+                if c.cell_type == "code" and (c.source not in book or CHECK in c.source)]
+    NotebookClient(nb, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(CHAPTERS[chapter].parent)}}).execute()
-    outputs = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
-                        for o in c.get("outputs", []))
+    outputs = "\n".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
     for label in LABELS[chapter]:
         if exercises.get(label).coding:
             assert f"{label}: not done yet (Exercise " in outputs

@@ -53,9 +53,9 @@ def pendulum_obs(theta, velocity=0.0):
 def draw_batch():
     """Pendulum and CartPole renderers (size 16), vmapped and jitted once:
     ``draw_batch[name]`` plain, ``draw_batch[name, True]`` with the score display."""
-    plain = {name: jax.jit(jax.vmap(render.renderer(name, 16))) for name in render.names()}
+    plain = {name: jax.jit(jax.vmap(render.renderer(name, 16))) for name in render.CLASSIC}
     scored = {(name, True): jax.jit(jax.vmap(render.renderer(name, 16, True)))
-              for name in render.names()}
+              for name in render.CLASSIC}
     return {**plain, **scored}
 
 
@@ -63,7 +63,7 @@ def test_renderers_are_vmappable_jittable_frames_in_unit_range(draw_batch):
     obs = {"Pendulum-v1": jax.vmap(pendulum_obs)(jnp.linspace(-3, 3, 5)),
            "CartPole-v1": jnp.array([[x, 0.0, th, 0.0] for x, th in
                                      [(-2, -0.2), (-1, 0.0), (0, 0.1), (1, 0.2), (2.4, 0.0)]])}
-    for name in render.names():
+    for name in render.CLASSIC:
         for score in (False, True):
             frames = draw_batch[(name, True)] if score else draw_batch[name]
             out = frames(obs[name])
@@ -160,7 +160,9 @@ def test_renderer_rejects_unknown_env_and_bad_sizes():
     for size in (4, 16.0, True, "16"):
         with pytest.raises(ValueError, match=f"size={size!r}"):
             render.renderer("Pendulum-v1", size)
-    assert render.names() == ["CartPole-v1", "Pendulum-v1"]
+    assert render.names() == sorted(render.CLASSIC + render.MINATAR)
+    with pytest.raises(ValueError, match="multiple of 10"):
+        render.renderer("Breakout-MinAtar", 16)
 
 
 # Vector quantisation ----------------------------------------------------------------

@@ -228,6 +228,19 @@ class Config:
         _check_names(cls, data)
         return cls(**{k: deep_tuple(v) for k, v in data.items()})
 
+    @classmethod
+    def coerce(cls: type[C], value: "C | Mapping[str, Any] | None", owner: str) -> C:
+        """``value`` as a config of this class: ``None`` gives the defaults, a dict (a
+        saved ``to_dict()``) is rebuilt; anything else is an error naming ``owner``."""
+        if value is None:
+            return cls()
+        if isinstance(value, Mapping):
+            return cls.from_dict(value)
+        if not isinstance(value, cls):
+            raise TypeError(f"{owner}: config must be a {cls.__name__} or its dict, not "
+                            f"{type(value).__name__}.")
+        return value
+
 
 _HYPERPARAMS_CLASSES: dict[type, type] = {}
 

@@ -74,7 +74,8 @@ _BUILTINS: dict[str, str] = {
     "se": "synthetic.environment", "reward-network": "synthetic.reward_network",
     "scb": "synthetic.bandit", "synthetic-mdp": "synthetic.bandit",
     "paper-scb": "synthetic.paper_scb", "world-model": "worldmodels.environment",
-    "video-reward": "rewards.video",
+    "video-reward": "rewards.video", "diffusion-world-model": "worldmodels.diffusion",
+    "genie-world-model": "worldmodels.genie",
 }
 
 

@@ -20,12 +20,13 @@ import gymnax
 from gymnax.environments import spaces
 from gymnax.environments.environment import Environment
 
-from learnenv.envs.wrappers import (EpisodeStatistics, FlattenObservation,
-                                    NormalizeObservation, SelectObservation, Wrapper)
+from learnenv.envs.wrappers import (EpisodeStatistics, FlattenObservation, FrameStack,
+                                    MappedActions, NormalizeObservation, SelectObservation,
+                                    StickyActions, Wrapper)
 
 __all__ = ["make", "names", "is_discrete", "action_dim", "observation_shape", "Environment",
            "Wrapper", "EpisodeStatistics", "NormalizeObservation", "FlattenObservation",
-           "SelectObservation"]
+           "SelectObservation", "StickyActions", "FrameStack", "MappedActions"]
 
 BRAX_PREFIX = "brax/"
 
@@ -54,8 +55,17 @@ def make(name: str, **kwargs: Any) -> tuple[Environment, Any]:
     ``max_steps_in_episode=200``) replaces that field instead. ``observe`` (a
     list of indices) keeps only those observation components
     (:class:`~learnenv.envs.wrappers.SelectObservation`): ``make("CartPole-v1",
-    observe=[0, 2])`` is CartPole without its velocities.
+    observe=[0, 2])`` is CartPole without its velocities. ``sticky`` (a
+    probability) repeats the previous action that often
+    (:class:`~learnenv.envs.wrappers.StickyActions`), as the original MinAtar does.
     """
+    sticky = kwargs.pop("sticky", None)
+    if sticky:
+        env, env_params = make(name, **kwargs)
+        if not is_discrete(env, env_params):
+            raise ValueError(f"sticky={sticky}: {name} has continuous actions; sticky actions "
+                             "need discrete ones.")
+        return StickyActions(env, sticky), env_params
     observe = kwargs.pop("observe", None)
     if observe is not None:
         env, env_params = make(name, **kwargs)

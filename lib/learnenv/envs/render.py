@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 __all__ = ["pendulum", "cartpole", "minatar", "mask_score", "renderer", "names",
-           "scene_samples", "SCORE_ROWS"]
+           "scene_samples", "SCORE_ROWS", "CLASSIC", "MINATAR"]
 
 SCORE_ROWS = 2  # the bottom rows that hold the score display
 _PENDULUM_MAX_COST = jnp.pi ** 2 + 0.1 * 8.0 ** 2  # Pendulum-v1's cost without the torque term
@@ -119,7 +119,18 @@ def mask_score(frames: jax.Array) -> jax.Array:
     return frames.at[..., -SCORE_ROWS:, :].set(0.0)
 
 
-_RENDERERS: dict[str, Callable] = {"Pendulum-v1": pendulum, "CartPole-v1": cartpole}
+def _minatar_frame(obs: jax.Array, size: int = 10, score: bool = False) -> jax.Array:
+    """MinAtar's grid as gray levels, each cell a ``size / 10`` pixel square."""
+    if score:
+        raise ValueError("MinAtar frames have no score display.")
+    scale = size // obs.shape[0]
+    return jnp.repeat(jnp.repeat(minatar(obs), scale, axis=0), scale, axis=1)
+
+
+CLASSIC = ("CartPole-v1", "Pendulum-v1")  # drawn from flat state observations
+MINATAR = ("Asterix-MinAtar", "Breakout-MinAtar", "Freeway-MinAtar", "SpaceInvaders-MinAtar")
+_RENDERERS: dict[str, Callable] = {"Pendulum-v1": pendulum, "CartPole-v1": cartpole,
+                                   **{name: _minatar_frame for name in MINATAR}}
 
 
 def _pendulum_states(key, n):
@@ -158,9 +169,11 @@ def renderer(env_name: str, size: int = 16, score: bool = False) -> Callable[[ja
     """``frame(obs) -> (size, size)`` for ``env_name``; vmap it over a batch."""
     if env_name not in _RENDERERS:
         raise ValueError(f"No JAX renderer for {env_name!r}. Renderers exist for: "
-                         f"{', '.join(names())} (MinAtar observations are frames already: "
-                         "learnenv.envs.render.minatar).")
+                         f"{', '.join(names())}.")
     if isinstance(size, bool) or not isinstance(size, int) or size < 8:
         raise ValueError(f"renderer: size={size!r} must be an int >= 8 pixels.")
+    if env_name in MINATAR and size % 10:
+        raise ValueError(f"renderer: {env_name} draws its 10 x 10 grid; size={size} must be "
+                         "a multiple of 10.")
     draw = _RENDERERS[env_name]
     return lambda obs: draw(jnp.asarray(obs, jnp.float32), size, score)

@@ -220,3 +220,105 @@ class NormalizeObservation(Wrapper):
         state = self._update(state.replace(env_state=env_state), obs)
         info = {**info, "final_observation": self.normalize(info["final_observation"], state)}
         return self.normalize(obs, state), state, reward, terminated, truncated, info
+
+
+@struct.dataclass
+class StickyActionsState:
+    env_state: Any
+    last_action: jax.Array
+
+
+class StickyActions(Wrapper):
+    """With probability ``p`` the environment repeats the previous action instead of
+    the one chosen (Machado et al. 2018). The original MinAtar makes its games
+    stochastic this way (``sticky_action_prob=0.1``); gymnax's MinAtar leaves it
+    out, so the same action always has the same effect. Discrete actions only;
+    an episode starts with action 0."""
+
+    def __init__(self, env: Environment, p: float):
+        super().__init__(env)
+        if not 0.0 <= float(p) < 1.0:
+            raise ValueError(f"StickyActions: p={p} must be in [0, 1).")
+        self.p = float(p)
+
+    @partial(jax.jit, static_argnames=("self",))
+    def reset(self, key, params=None):
+        obs, env_state = self._env.reset(key, params)
+        return obs, StickyActionsState(env_state, jnp.zeros((), jnp.int32))
+
+    @partial(jax.jit, static_argnames=("self",))
+    def step(self, key, state, action, params=None):
+        coin_key, step_key = jax.random.split(key)
+        action = jnp.where(jax.random.uniform(coin_key) < self.p, state.last_action,
+                           jnp.asarray(action, jnp.int32))
+        obs, env_state, reward, terminated, truncated, info = self._env.step(
+            step_key, state.env_state, action, params)
+        done = jnp.logical_or(terminated, truncated)
+        last = jnp.where(done, 0, action)  # gymnax has reset the inner environment
+        return obs, StickyActionsState(env_state, last), reward, terminated, truncated, info
+
+
+@struct.dataclass
+class FrameStackState:
+    env_state: Any
+    frames: jax.Array
+
+
+class FrameStack(Wrapper):
+    """Observations as the last ``num_frames`` frames ``(num_frames, H, W)``, drawn by
+    ``draw(obs)``: what an agent of a pixel world model sees, for the real
+    environment. A new episode starts with its first frame repeated, as the world
+    model's episodes do; ``info["final_observation"]`` is the stack that ends one."""
+
+    def __init__(self, env: Environment, draw, num_frames: int):
+        super().__init__(env)
+        if int(num_frames) < 1:
+            raise ValueError(f"FrameStack: num_frames={num_frames} must be at least 1.")
+        self.draw, self.num_frames = draw, int(num_frames)
+        space = env.observation_space(env.default_params)
+        self.frame_shape = tuple(jax.eval_shape(draw, jax.ShapeDtypeStruct(
+            space.shape, jnp.float32)).shape)
+
+    def observation_space(self, params: Any = None):
+        return spaces.Box(0.0, 1.0, (self.num_frames, *self.frame_shape), jnp.float32)
+
+    def _fresh(self, obs):
+        return jnp.broadcast_to(self.draw(obs), (self.num_frames, *self.frame_shape))
+
+    @partial(jax.jit, static_argnames=("self",))
+    def reset(self, key, params=None):
+        obs, env_state = self._env.reset(key, params)
+        frames = self._fresh(obs)
+        return frames, FrameStackState(env_state, frames)
+
+    @partial(jax.jit, static_argnames=("self",))
+    def step(self, key, state, action, params=None):
+        obs, env_state, reward, terminated, truncated, info = self._env.step(
+            key, state.env_state, action, params)
+        final = jnp.concatenate([state.frames[1:], self.draw(info["final_observation"])[None]])
+        frames = jnp.where(jnp.logical_or(terminated, truncated), self._fresh(obs), final)
+        info = {**info, "final_observation": final}
+        return frames, FrameStackState(env_state, frames), reward, terminated, truncated, info
+
+
+class MappedActions(Wrapper):
+    """A discrete action space of ``len(mapping)`` actions, action ``i`` played as the
+    inner environment's ``mapping[i]``. A policy trained on Genie's latent actions
+    acts in the real game through the latent-to-true map fitted on labelled pairs."""
+
+    def __init__(self, env: Environment, mapping: Sequence[int]):
+        super().__init__(env)
+        mapping = tuple(int(a) for a in mapping)
+        inner = env.action_space(env.default_params).n
+        if not mapping or not all(0 <= a < inner for a in mapping):
+            raise ValueError(f"MappedActions: mapping={mapping} must name actions in "
+                             f"[0, {inner}).")
+        self.mapping = mapping
+
+    def action_space(self, params=None):
+        return spaces.Discrete(len(self.mapping))
+
+    @partial(jax.jit, static_argnames=("self",))
+    def step(self, key, state, action, params=None):
+        real = jnp.asarray(self.mapping, jnp.int32)[action]
+        return self._env.step(key, state, real, params)

@@ -19,10 +19,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-__all__ = ["CausalTransformer", "token_log_probs"]
+__all__ = ["Block", "CausalTransformer", "token_log_probs"]
 
 
 class Block(nn.Module):
+    """Pre-LayerNorm self-attention and MLP; ``mask=None`` attends everywhere
+    (bidirectional, as Genie's MaskGIT dynamics model)."""
+
     d_model: int
     num_heads: int
 

@@ -56,7 +56,7 @@ __all__ = ["VideoConfig", "PatchTokenizer", "make_fit", "frames", "tokenize", "d
 class VideoConfig(Config):
     """The video model: frames, tokenizer, prior, and how each is trained."""
 
-    env_name: str = field("Pendulum-v1", choices=render.names, doc="whose frames")
+    env_name: str = field("Pendulum-v1", choices=render.CLASSIC, doc="whose frames")
     frame_size: int = field(16, low=8, doc="frames are frame_size x frame_size pixels")
     score: bool = field(False, choices=(True, False), doc="draw a score display")
     mask_score: bool = field(False, choices=(True, False), doc="blank the score display")
@@ -407,14 +407,7 @@ class VideoReward(LearnedReward):
     kind = "video-reward"
 
     def __init__(self, config: dict | VideoConfig | None = None, **env_kwargs: Any):
-        if config is None:
-            config = VideoConfig()
-        elif isinstance(config, dict):
-            config = VideoConfig.from_dict(config)
-        elif not isinstance(config, VideoConfig):
-            raise TypeError(f"VideoReward: config must be a VideoConfig or its dict, not "
-                            f"{type(config).__name__}.")
-        self.config = config
+        self.config = config = VideoConfig.coerce(config, "VideoReward")
         self.env_kwargs = dict(env_kwargs)
         env, env_params = make(config.env_name, **env_kwargs)
         reward_params = {"model": _init_params_jit(config, jax.random.key(0)),

@@ -69,6 +69,7 @@ class LearnedEnvironment(environment.Environment):
     """
 
     short_name = "Learned"
+    flat_observations = True  # False: the subclass handles image observations itself
     kind: str | None = None  # the registered kind name (set by kinds.register)
 
     def __init__(self, real_env_name: str, max_steps_in_episode: int | None = None,
@@ -81,12 +82,12 @@ class LearnedEnvironment(environment.Environment):
             real_kwargs = {"max_steps_in_episode": int(max_steps_in_episode), **real_kwargs}
         self.real_env, self.real_env_params = envs.make(real_env_name, **real_kwargs)
         self.obs_shape = envs.observation_shape(self.real_env, self.real_env_params)
-        if len(self.obs_shape) != 1:
+        if self.flat_observations and len(self.obs_shape) != 1:
             raise ValueError(
                 f"{real_env_name} has observations of shape {self.obs_shape}; "
-                "learned environments need flat observations."
+                f"{type(self).__name__} needs flat observations."
             )
-        self.obs_dim = int(self.obs_shape[0])
+        self.obs_dim = int(self.obs_shape[0]) if len(self.obs_shape) == 1 else None
         self.discrete = envs.is_discrete(self.real_env, self.real_env_params)
         self.action_size = envs.action_dim(self.real_env, self.real_env_params)
         self.max_steps = int(self.real_env_params.max_steps_in_episode)
