@@ -3,8 +3,8 @@
 #   make book    create .venv if missing, install learnenv[dev], build the book
 #                (every chapter executed in the quick preset, unless the tests
 #                already did for the same code; warnings fail it)
-#   make test    same set-up, then run the tests (they build the book, executing
-#                every chapter once, and check what it shows)
+#   make test    same set-up, then run the tests: first the book build (every
+#                chapter executed once) and what it shows, then the rest in parallel
 #   make sync    regenerate each chapter's .ipynb twin, Colab set-up cell and student
 #                notebook (student/NAME.ipynb), and the instructor guide's tables
 #   make clean   remove build outputs (keeps .venv)
@@ -22,6 +22,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.learnenv-installed
 LEARNENV_PRESET ?= quick
 PYTEST_ARGS ?=
+# The tests run in two steps. First the book build and what it shows
+# (tests/test_notebooks.py): every chapter executes once, alone on the machine, so
+# the times checked against the chapters' caps are a reader's times. Then every
+# other test, in TEST_WORKERS processes (pytest-xdist), a module per process so
+# that module fixtures are computed once. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 
 # Kernels started by the book build and the tests must be this venv's Python.
 export PATH := $(abspath $(BIN)):$(PATH)
@@ -45,7 +51,8 @@ book: venv
 	"$(BIN)/python" scripts/build_book.py
 
 test: venv
-	"$(BIN)/python" -m pytest $(PYTEST_ARGS)
+	"$(BIN)/python" -m pytest $(PYTEST_ARGS) tests/test_notebooks.py
+	"$(BIN)/python" -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS) --ignore=tests/test_notebooks.py
 
 sync: venv
 	"$(BIN)/python" scripts/sync_notebooks.py
