@@ -106,7 +106,8 @@ def animation(rows: Mapping[str, Sequence[np.ndarray]], interval: int = 250, siz
     for ax, title, frames in zip(axes[0], titles, sequences):
         images.append(ax.imshow(frames[0], cmap="gray", vmin=0.0, vmax=1.0))
         ax.set_title(title, fontsize=9)
-        ax.axis("off")
+        ax.set_xticks([])  # no ticks, but the frame's border stays: bright cells
+        ax.set_yticks([])  # (Breakout's bricks) would otherwise merge with the page
 
     def draw(t):
         for image, frames in zip(images, sequences):
