@@ -61,7 +61,7 @@ from learnenv.nets.heads import head_losses, reward_of, sign_and_done
 from learnenv.nets.unet import UNet
 from learnenv.synthetic.base import LearnedEnvironment, SyntheticEnvParams
 from learnenv.worldmodels import pixels
-from learnenv.worldmodels.loop import fit_steps
+from learnenv.worldmodels.loop import adam_fit, fit_steps
 
 __all__ = ["DiffusionConfig", "Denoiser", "Heads", "init_params", "denoise", "sigmas",
            "sample_next", "predict_heads", "rollout", "make_fit", "fit", "DiffusionEnvironment",
@@ -301,23 +301,9 @@ def make_fit(config: DiffusionConfig):
     of transitions of the sources ``data`` (one
     :class:`~learnenv.worldmodels.pixels.FrameData` per source) drawn with
     probabilities ``weights``."""
-    tx = optax.adam(config.learning_rate)
-
-    def init(key):
-        init_key, loop_key = jax.random.split(key)
-        params = init_params(config, init_key)
-        return {"params": params, "opt_state": tx.init(params), "key": loop_key}
-
-    def update(state, data, weights):
-        key, batch_key, loss_key = jax.random.split(state["key"], 3)
-        batch = _batch(config, data, weights, batch_key)
-        grads, metrics = jax.grad(lambda p: _loss(config, p, batch, loss_key),
-                                  has_aux=True)(state["params"])
-        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
-        return {"params": params, "opt_state": opt_state, "key": key}, metrics
-
-    return init, update
+    return adam_fit(optax.adam(config.learning_rate), functools.partial(init_params, config),
+                    lambda key, data, weights: _batch(config, data, weights, key),
+                    functools.partial(_loss, config))
 
 
 @functools.lru_cache(maxsize=16)

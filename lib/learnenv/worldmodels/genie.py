@@ -58,7 +58,7 @@ from learnenv.nets.transformer import Block
 from learnenv.synthetic.base import LearnedEnvironment, SyntheticEnvParams
 from learnenv.worldmodels import latent_actions
 from learnenv.worldmodels.latent_actions import LAMConfig, Video
-from learnenv.worldmodels.loop import fit_steps
+from learnenv.worldmodels.loop import adam_fit, fit_steps
 
 __all__ = ["tokens", "grids", "DynamicsConfig", "Dynamics", "Heads", "init_params",
            "sample_next", "predict_heads", "rollout", "make_fit", "fit", "GenieEnvironment",
@@ -254,24 +254,13 @@ def make_fit(config: DynamicsConfig, label):
     (the upper bound)."""
     from learnenv.worldmodels.latent_actions import sample_transitions
 
+    def sample(key, data, labeller):
+        batch = sample_transitions(data, key, config.batch_size, config.context)
+        return {**batch, "action": label(labeller, batch)}
+
     tx = optax.adam(optax.cosine_decay_schedule(config.learning_rate, config.steps, 0.1))
-
-    def init(key):
-        init_key, loop_key = jax.random.split(key)
-        params = init_params(config, init_key)
-        return {"params": params, "opt_state": tx.init(params), "key": loop_key}
-
-    def update(state, data, labeller):
-        key, batch_key, loss_key = jax.random.split(state["key"], 3)
-        batch = sample_transitions(data, batch_key, config.batch_size, config.context)
-        batch = {**batch, "action": label(labeller, batch)}
-        grads, metrics = jax.grad(lambda p: _loss(config, p, batch, loss_key),
-                                  has_aux=True)(state["params"])
-        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-        params = optax.apply_updates(state["params"], updates)
-        return {"params": params, "opt_state": opt_state, "key": key}, metrics
-
-    return init, update
+    return adam_fit(tx, functools.partial(init_params, config), sample,
+                    functools.partial(_loss, config))
 
 
 def true_actions(_, batch):

@@ -16,7 +16,34 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-__all__ = ["fit_steps"]
+__all__ = ["adam_fit", "fit_steps"]
+
+
+def adam_fit(tx, init_params: Callable, sample: Callable, loss: Callable):
+    """``(init, update)`` of a model trained by one optax step per sampled batch.
+
+    ``init(key) -> state`` initialises ``init_params(key)`` and the optimiser;
+    ``update(state, *args) -> (state, metrics)`` draws ``sample(key, *args)`` and
+    steps on ``loss(params, batch, key) -> (loss, metrics)``. The diffusion model
+    and Genie's dynamics model share it; the latent action model has its own, as
+    it also resets unused codes."""
+    import optax
+
+    def init(key):
+        init_key, loop_key = jax.random.split(key)
+        params = init_params(init_key)
+        return {"params": params, "opt_state": tx.init(params), "key": loop_key}
+
+    def update(state, *args):
+        key, batch_key, loss_key = jax.random.split(state["key"], 3)
+        batch = sample(batch_key, *args)
+        grads, metrics = jax.grad(lambda p: loss(p, batch, loss_key),
+                                  has_aux=True)(state["params"])
+        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        return {"params": params, "opt_state": opt_state, "key": key}, metrics
+
+    return init, update
 
 
 def fit_steps(update: Callable, state: Any, args: tuple, steps: int, chunk: int,
